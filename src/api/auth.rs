@@ -1,0 +1,121 @@
+//! `ApiCaller`: the extractor that makes a handler token-authenticated.
+//!
+//! Accepts `Authorization: Bearer <token>` and HTTP Basic with the owner's
+//! email as user name and the token as password. The header is parsed and
+//! the token's shape and checksum verified before anything touches the
+//! database; whatever the header holds, the answer is a 401, never a 5xx.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpRequest};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures_util::future::LocalBoxFuture;
+
+use crate::api::errors::ApiError;
+use crate::domain::PlainToken;
+use crate::service::token_cache::AuthFailure;
+use crate::service::{Principal, Tollgate};
+use crate::startup::now;
+
+/// The token-authenticated caller of an API request.
+pub struct ApiCaller(pub Principal);
+
+/// The credentials an `Authorization` header carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials {
+    Bearer(String),
+    Basic { email: String, token: String },
+}
+
+/// Reads an `Authorization` header; `Err` holds a client-facing message.
+pub fn parse_authorization(value: &[u8]) -> Result<Credentials, &'static str> {
+    const MALFORMED: &str = "The Authorization header is malformed: use `Bearer <token>` or HTTP Basic with your email and token.";
+    if value.len() > 1024 {
+        return Err(MALFORMED);
+    }
+    let value = std::str::from_utf8(value).map_err(|_| MALFORMED)?;
+    let (scheme, rest) = value.trim().split_once(' ').ok_or(MALFORMED)?;
+    let credentials = rest.trim();
+    if credentials.is_empty() || credentials.contains(char::is_whitespace) {
+        return Err(MALFORMED);
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Credentials::Bearer(credentials.to_owned()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(credentials).map_err(|_| MALFORMED)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| MALFORMED)?;
+        let (email, token) = decoded.split_once(':').ok_or(MALFORMED)?;
+        return Ok(Credentials::Basic { email: email.to_owned(), token: token.to_owned() });
+    }
+    Err(MALFORMED)
+}
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+        let app = req.app_data::<Data<Tollgate>>().cloned();
+        Box::pin(async move {
+            let app = app.ok_or_else(|| ApiError::from(crate::service::ServiceError::Unexpected(anyhow::anyhow!("missing app state"))))?;
+            let header = header.ok_or_else(|| ApiError::unauthorized("missing_token", "Send a token: `Authorization: Bearer <token>`."))?;
+            let credentials = parse_authorization(&header).map_err(|m| ApiError::unauthorized("malformed_authorization", m))?;
+            let (raw, basic_email) = match credentials {
+                Credentials::Bearer(token) => (token, None),
+                Credentials::Basic { email, token } => (token, Some(email)),
+            };
+            let token = PlainToken::parse(&raw).map_err(|_| ApiError::unauthorized("invalid_token", "This is not a valid Tollgate token."))?;
+            let verdict = app.tokens.authenticate(&app.db, &token, now()).await.map_err(crate::service::ServiceError::from)?;
+            let principal = verdict.map_err(refusal)?;
+            if let Some(email) = basic_email {
+                if !email.trim().eq_ignore_ascii_case(&principal.email) {
+                    return Err(ApiError::unauthorized("invalid_credentials", "The user name must be the email of the token's owner."));
+                }
+            }
+            Ok(ApiCaller(principal))
+        })
+    }
+}
+
+fn refusal(failure: AuthFailure) -> ApiError {
+    use actix_web::http::StatusCode;
+    match failure {
+        AuthFailure::Unknown => ApiError::unauthorized("invalid_token", "This token does not exist or has been revoked."),
+        AuthFailure::Expired => ApiError::unauthorized("token_expired", "This token has expired."),
+        AuthFailure::OwnerDisabled => ApiError::new(StatusCode::FORBIDDEN, "owner_disabled", "The account that owns this token is disabled."),
+        AuthFailure::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "owner_not_a_member", "The token's owner is no longer a member of its workspace."),
+        AuthFailure::OwnerReadOnly => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "owner_read_only",
+            "The token's owner now has the Read-Only role; only Read-Write and Admin members can use tokens.",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_and_basic_are_read() {
+        assert_eq!(parse_authorization(b"Bearer abc"), Ok(Credentials::Bearer("abc".into())));
+        assert_eq!(parse_authorization(b"bearer   abc  "), Ok(Credentials::Bearer("abc".into())));
+        let basic = format!("Basic {}", STANDARD.encode("ada@example.com:tgp_x"));
+        assert_eq!(
+            parse_authorization(basic.as_bytes()),
+            Ok(Credentials::Basic { email: "ada@example.com".into(), token: "tgp_x".into() })
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        for bad in [&b""[..], b"Bearer", b"Bearer ", b"Token abc", b"Basic !!!", b"Basic YWRh", b"Bearer a b", b"\xff\xfe"] {
+            assert!(parse_authorization(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_authorization(&vec![b'a'; 5000]).is_err());
+    }
+}

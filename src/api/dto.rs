@@ -1,0 +1,197 @@
+//! What the API sends: plain serialisable shapes built from service results.
+//! No DTO has a field for a token's digest; only `IssuedTokenDto` carries a
+//! secret, and only the response that created it uses it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::display_hint;
+use crate::service::Principal;
+use crate::storage::audit::AuditRow;
+use crate::storage::organizations::MemberRow;
+use crate::storage::tokens::TokenRow;
+
+/// RFC 3339 for times, as JSON clients expect.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+pub struct Named {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Serialize)]
+pub struct UserDto {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Serialize)]
+pub struct CallerTokenDto {
+    pub id: i64,
+    pub name: String,
+    pub scope: &'static str,
+    pub effective_scope: &'static str,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct MeDto {
+    pub user: UserDto,
+    pub workspace: Named,
+    pub role: &'static str,
+    pub token: CallerTokenDto,
+}
+
+impl From<&Principal> for MeDto {
+    fn from(p: &Principal) -> Self {
+        Self {
+            user: UserDto { id: p.user_id.0, email: p.email.clone(), name: p.user_name.clone() },
+            workspace: Named { id: p.workspace_id.0, name: p.workspace_name.clone() },
+            role: p.role.as_str(),
+            token: CallerTokenDto {
+                id: p.token_id.0,
+                name: p.token_name.clone(),
+                scope: p.scope.as_str(),
+                effective_scope: p.effective().as_str(),
+                expires_at: p.expires_at.map(rfc3339),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct OwnerDto {
+    pub id: i64,
+    pub email: String,
+}
+
+#[derive(Serialize)]
+pub struct TokenDto {
+    pub id: i64,
+    pub name: String,
+    pub scope: &'static str,
+    /// `tgp_…last4`, to tell tokens apart.
+    pub hint: String,
+    pub workspace: Named,
+    pub owner: OwnerDto,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl From<&TokenRow> for TokenDto {
+    fn from(t: &TokenRow) -> Self {
+        Self {
+            id: t.id,
+            name: t.name.clone(),
+            scope: t.scope().as_str(),
+            hint: display_hint(&t.last4),
+            workspace: Named { id: t.workspace_id, name: t.workspace_name.clone() },
+            owner: OwnerDto { id: t.user_id, email: t.owner_email.clone() },
+            created_at: rfc3339(t.created_at),
+            expires_at: t.expires_at.map(rfc3339),
+            last_used_at: t.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+/// The answer to a rotation: the only response that carries a secret.
+#[derive(Serialize)]
+pub struct IssuedTokenDto {
+    pub token: String,
+    #[serde(flatten)]
+    pub metadata: TokenDto,
+}
+
+#[derive(Serialize)]
+pub struct MemberDto {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: &'static str,
+    pub disabled: bool,
+    pub joined_at: String,
+}
+
+impl From<&MemberRow> for MemberDto {
+    fn from(m: &MemberRow) -> Self {
+        Self {
+            id: m.user_id,
+            email: m.email.clone(),
+            name: m.name.clone(),
+            role: m.role().as_str(),
+            disabled: m.disabled_at.is_some(),
+            joined_at: rfc3339(m.joined_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AuditEventDto {
+    pub id: i64,
+    pub action: String,
+    pub actor: ActorDto,
+    pub target: TargetDto,
+    pub detail: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize)]
+pub struct ActorDto {
+    pub user_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub label: String,
+}
+
+#[derive(Serialize)]
+pub struct TargetDto {
+    pub id: Option<i64>,
+    pub label: String,
+}
+
+impl From<AuditRow> for AuditEventDto {
+    fn from(e: AuditRow) -> Self {
+        Self {
+            id: e.id,
+            action: e.action,
+            actor: ActorDto { user_id: e.actor_user_id, token_id: e.actor_token_id, label: e.actor_label },
+            target: TargetDto { id: e.target_id, label: e.target_label },
+            detail: e.detail,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            created_at: rfc3339(e.created_at),
+        }
+    }
+}
+
+/// A page of a list: `next_cursor` is `null` on the last page.
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct RevokedDto {
+    pub revoked: usize,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAllRequest {
+    pub user_id: Option<i64>,
+}

@@ -1,0 +1,75 @@
+//! API errors: `{"error": {"code": "...", "message": "..."}}` with the right
+//! status, and `WWW-Authenticate` on every 401.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::service::ServiceError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound => Self::not_found(),
+            ServiceError::Forbidden { code, message } => Self::new(StatusCode::FORBIDDEN, code, message),
+            ServiceError::Invalid { message, .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message),
+            ServiceError::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            ServiceError::Unexpected(err) => {
+                tracing::error!(error = ?err, "API request failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "The server could not finish this request.")
+            }
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = match self.code {
+                "missing_token" => r#"Bearer realm="tollgate", Basic realm="tollgate""#.to_owned(),
+                code => format!(r#"Bearer realm="tollgate", error="invalid_token", error_description="{code}""#),
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        if self.status == StatusCode::FORBIDDEN && self.code == "insufficient_scope" {
+            response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tollgate", error="insufficient_scope""#));
+        }
+        response.json(json!({ "error": { "code": self.code, "message": self.message } }))
+    }
+}

@@ -1,0 +1,127 @@
+//! Configuration, from command-line flags and environment variables, with
+//! defaults that let `cargo run` work with nothing set.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `TOLLGATE_BIND` | `127.0.0.1:8080` | address to listen on (`--bind`) |
+//! | `DATABASE_URL` | `sqlite://data/tollgate.db` | `sqlite://PATH` or `postgres://…` (`--database-url`) |
+//! | `TOLLGATE_SECRET_KEY` | generated once, kept in the database | cookie-signing key, at least 32 bytes |
+//! | `TOLLGATE_PUBLIC_URL` | none | public origin, e.g. `https://tokens.example.com`; https makes cookies `Secure` |
+//! | `TOLLGATE_SUPPORT` | none | support email or URL shown on the tokens tab |
+//! | `TOLLGATE_SESSION_IDLE_MINUTES` | `120` | a session ends after this long without a request |
+//! | `TOLLGATE_SESSION_MAX_HOURS` | `24` | a session ends this long after sign-in, used or not |
+//! | `TOLLGATE_LAST_USED_FLUSH_SECONDS` | `30` | how often "last used" times are written |
+//! | `TOLLGATE_WORKERS` | number of cores | HTTP worker threads |
+//! | `TOLLGATE_LOG_FORMAT` | `text` | `text` or `json` |
+//! | `RUST_LOG` | `info` | log filter |
+
+use clap::Args;
+
+#[derive(Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "TOLLGATE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Database: sqlite://PATH (created when missing) or postgres://….
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/tollgate.db")]
+    pub database_url: String,
+
+    /// Cookie-signing key (32 bytes or more). Generated once and kept in the
+    /// database when not given.
+    #[arg(long, env = "TOLLGATE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Public origin of the dashboard (scheme://host[:port]).
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Support email address or URL shown on the tokens tab.
+    #[arg(long, env = "TOLLGATE_SUPPORT")]
+    pub support: Option<String>,
+
+    /// Idle session lifetime in minutes.
+    #[arg(long, env = "TOLLGATE_SESSION_IDLE_MINUTES", default_value_t = 120)]
+    pub session_idle_minutes: i64,
+
+    /// Absolute session lifetime in hours.
+    #[arg(long, env = "TOLLGATE_SESSION_MAX_HOURS", default_value_t = 24)]
+    pub session_max_hours: i64,
+
+    /// Seconds between writes of coalesced "last used" times.
+    #[arg(long, env = "TOLLGATE_LAST_USED_FLUSH_SECONDS", default_value_t = 30)]
+    pub last_used_flush_seconds: u64,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "TOLLGATE_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// The defaults, as `cargo run` with nothing set would use them.
+    pub fn for_database(database_url: &str) -> Self {
+        Self {
+            bind: "127.0.0.1:8080".to_owned(),
+            database_url: database_url.to_owned(),
+            secret_key: None,
+            public_url: None,
+            support: None,
+            session_idle_minutes: 120,
+            session_max_hours: 24,
+            last_used_flush_seconds: 30,
+            workers: None,
+        }
+    }
+
+    /// Cookies get `Secure` when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The public origin without a trailing slash, when configured.
+    pub fn public_origin(&self) -> Option<String> {
+        self.public_url.as_deref().map(|u| u.trim_end_matches('/').to_owned())
+    }
+}
+
+/// Redacts the secret key and any password in the database URL.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("public_url", &self.public_url)
+            .field("support", &self.support)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("session_max_hours", &self.session_max_hours)
+            .field("last_used_flush_seconds", &self.last_used_flush_seconds)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut config = Config::for_database("postgres://app:hunter2@db/tollgate");
+        config.secret_key = Some("0123456789abcdef0123456789abcdef-very-secret".to_owned());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("very-secret"));
+        assert!(shown.contains("postgres://app:***@db/tollgate"));
+    }
+}

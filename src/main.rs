@@ -1,0 +1,8 @@
+//! The `tollgate` binary: parse the command line, set up logging, run.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tollgate::telemetry::init();
+    tollgate::cli::main()
+}

@@ -1,0 +1,125 @@
+//! Use-cases. Services decide who acts, on what, whether it is allowed, and
+//! what goes into the audit log. They take `now` (unix seconds) as an
+//! argument so that expiry is testable without sleeping, and know nothing of
+//! HTTP.
+
+pub mod audit;
+pub mod auth;
+pub mod members;
+pub mod passwords;
+pub mod token_cache;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::domain::{Role, UserId, ValidationError, WorkspaceId};
+use crate::storage::Db;
+
+pub use token_cache::{Principal, TokenCache};
+
+/// The application core: what every handler gets.
+pub struct Tollgate {
+    pub db: Db,
+    pub tokens: Arc<TokenCache>,
+    /// Shown in the help line of the tokens tab when set.
+    pub support_contact: Option<String>,
+}
+
+impl Tollgate {
+    pub fn new(db: Db, support_contact: Option<String>) -> Self {
+        Self { db, tokens: Arc::new(TokenCache::new()), support_contact }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad input; `field` names the form field the message belongs to.
+    #[error("{message}")]
+    Invalid { field: &'static str, message: String },
+    /// Absent, or not visible to the actor: never reveals which.
+    #[error("not found")]
+    NotFound,
+    /// The actor may not do this; `code` is machine-readable.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// Clashes with what exists (a taken name, a full quota).
+    #[error("{message}")]
+    Conflict { field: &'static str, message: String },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(field: &'static str, err: ValidationError) -> Self {
+        Self::Invalid { field, message: err.0 }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden { code, message: message.into() }
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Unexpected(anyhow::Error::new(err).context("database query failed"))
+    }
+}
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A member's place in one workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub workspace_id: WorkspaceId,
+    pub workspace_name: String,
+    pub role: Role,
+}
+
+/// A person signed in to the dashboard, with their current memberships.
+#[derive(Debug, Clone)]
+pub struct SignedInUser {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub memberships: Vec<Membership>,
+}
+
+impl SignedInUser {
+    pub fn membership(&self, workspace: WorkspaceId) -> Option<&Membership> {
+        self.memberships.iter().find(|m| m.workspace_id == workspace)
+    }
+
+    /// The member's highest role in any workspace.
+    pub fn highest_role(&self) -> Option<Role> {
+        self.memberships.iter().map(|m| m.role).max()
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.highest_role() == Some(Role::Admin)
+    }
+
+    /// Workspaces where the member may create tokens.
+    pub fn token_workspaces(&self) -> impl Iterator<Item = &Membership> {
+        self.memberships.iter().filter(|m| m.role.may_use_tokens())
+    }
+
+    /// The workspace an Admin page is about: the one asked for if the member
+    /// administers it, else the first one they administer.
+    pub fn admin_workspace(&self, wanted: Option<i64>) -> Option<&Membership> {
+        let mut admin = self.memberships.iter().filter(|m| m.role == Role::Admin);
+        match wanted {
+            Some(id) => admin.find(|m| m.workspace_id.0 == id),
+            None => admin.next(),
+        }
+    }
+}
+
+/// Page size rules shared by every list.
+pub fn clamp_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(50).clamp(1, 200)
+}

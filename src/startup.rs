@@ -1,0 +1,196 @@
+//! Building the application: database, migrations, cookie key, background
+//! tasks and the HTTP server, bound and ready (port 0 picks a free port, as
+//! the tests do).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::config::Config;
+use crate::service::Tollgate;
+use crate::storage::{self, Db};
+use crate::web::session::DbSessionStore;
+use crate::{api, web as pages};
+
+/// Unix seconds now. Services take time as an argument; this is where the
+/// web layer reads the clock.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The one-time code that guards `/setup`, present only while no user exists.
+pub struct SetupCode(pub Option<String>);
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    app: web::Data<Tollgate>,
+    setup_code: Option<String>,
+}
+
+const COOKIE_KEY_SETTING: &str = "cookie_key";
+const MAX_BODY: usize = 64 * 1024;
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        Self::build_with_db(config, db).await
+    }
+
+    pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<Self> {
+        let key = cookie_key(&config, &db).await?;
+        let app = web::Data::new(Tollgate::new(db.clone(), config.support.clone()));
+
+        let setup_code = if app.needs_setup().await? {
+            let code = Alphanumeric.sample_string(&mut rand::rng(), 24);
+            Some(code)
+        } else {
+            None
+        };
+
+        tokio::spawn(Arc::clone(&app.tokens).listen(db.clone()));
+        spawn_background_tasks(app.clone(), config.last_used_flush_seconds);
+
+        let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let address = listener.local_addr()?;
+        if let Some(code) = &setup_code {
+            let host = config.public_origin().unwrap_or_else(|| format!("http://{address}"));
+            // Printed, not logged: it is meant for the person starting the server.
+            println!("No user exists yet. Finish setting up Tollgate at {host}/setup?code={code}");
+        }
+
+        let config = web::Data::new(config);
+        let setup = web::Data::new(SetupCode(setup_code.clone()));
+        let server_app = app.clone();
+        let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let server = HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(DbSessionStore::new(server_app.db.clone()), key.clone())
+                .cookie_name("tollgate_session".to_owned())
+                .cookie_secure(config.secure_cookies())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_content_security(CookieContentSecurity::Private)
+                .session_lifecycle(
+                    BrowserSession::default()
+                        .state_ttl(actix_web::cookie::time::Duration::minutes(config.session_idle_minutes))
+                        .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                )
+                .build();
+            App::new()
+                .app_data(server_app.clone())
+                .app_data(config.clone())
+                .app_data(setup.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY))
+                .app_data(web::FormConfig::default().limit(MAX_BODY))
+                .configure(api::error_config)
+                .wrap(pages::security::default_headers())
+                .wrap(from_fn(pages::security::request_log))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/static/{name}", web::get().to(pages::static_files::serve))
+                .configure(api::configure)
+                .service(web::scope("/api").default_service(web::to(api::handlers::not_found)))
+                .service(web::scope("").wrap(sessions).configure(pages::configure).default_service(web::to(page_not_found)))
+        })
+        .workers(workers)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+
+        Ok(Self { address, server, app, setup_code })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn setup_code(&self) -> Option<&str> {
+        self.setup_code.as_deref()
+    }
+
+    /// The application core, for tests and tools.
+    pub fn core(&self) -> web::Data<Tollgate> {
+        self.app.clone()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (Ctrl-C, SIGTERM, or `handle().stop()`), then
+    /// writes the pending "last used" times.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        self.app.tokens.flush_last_used(&self.app.db).await.context("writing last-used times at shutdown")?;
+        Ok(())
+    }
+}
+
+fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64) {
+    tokio::spawn(async move {
+        let mut flush = tokio::time::interval(Duration::from_secs(flush_seconds.max(1)));
+        let mut cleanup = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = flush.tick() => {
+                    if let Err(err) = app.tokens.flush_last_used(&app.db).await {
+                        tracing::warn!(error = %err, "writing last-used times failed");
+                    }
+                }
+                _ = cleanup.tick() => {
+                    if let Err(err) = storage::sessions::delete_expired(app.db.pool(), now()).await {
+                        tracing::warn!(error = %err, "deleting expired sessions failed");
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The cookie key: from `TOLLGATE_SECRET_KEY`, or generated once and kept in
+/// the database so that every instance (and every restart) shares it.
+async fn cookie_key(config: &Config, db: &Db) -> anyhow::Result<Key> {
+    if let Some(secret) = &config.secret_key {
+        anyhow::ensure!(secret.len() >= 32, "TOLLGATE_SECRET_KEY must be at least 32 bytes long");
+        return Ok(Key::derive_from(secret.as_bytes()));
+    }
+    let fresh = STANDARD.encode(Key::generate().master());
+    storage::settings::insert_if_absent(db.pool(), COOKIE_KEY_SETTING, &fresh).await?;
+    let stored = storage::settings::get(db.pool(), COOKIE_KEY_SETTING).await?.context("the cookie key vanished")?;
+    let bytes = STANDARD.decode(stored).context("the stored cookie key is not base64")?;
+    Key::try_from(bytes.as_slice()).context("the stored cookie key is too short")
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok")
+}
+
+async fn readyz(app: web::Data<Tollgate>) -> HttpResponse {
+    match app.db.ping().await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ready"),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            HttpResponse::ServiceUnavailable().content_type("text/plain; charset=utf-8").body("database unavailable")
+        }
+    }
+}
+
+async fn page_not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&pages::errors::PageError::NotFound)
+}

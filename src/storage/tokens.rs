@@ -1,0 +1,265 @@
+//! The `personal_access_tokens` table. Rows hold the SHA-256 digest of a
+//! token and its last four characters, never the token itself.
+
+use sqlx::{Any, Executor, FromRow};
+
+use crate::domain::Scope;
+use crate::storage::organizations::role_of;
+
+/// Token metadata, as lists and the API show it.
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub owner_email: String,
+    pub workspace_id: i64,
+    pub workspace_name: String,
+    pub name: String,
+    pub scope: String,
+    pub last4: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl TokenRow {
+    pub fn scope(&self) -> Scope {
+        role_of(&self.scope)
+    }
+}
+
+/// Everything a request needs to decide what a token may do: the token, its
+/// owner's status and the owner's current role in the token's workspace
+/// (`None` when the owner is no longer a member).
+#[derive(Debug, Clone, FromRow)]
+pub struct AuthRow {
+    pub token_id: i64,
+    pub token_name: String,
+    pub scope: String,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub user_id: i64,
+    pub email: String,
+    pub user_name: String,
+    pub disabled_at: Option<i64>,
+    pub workspace_id: i64,
+    pub workspace_name: String,
+    pub role: Option<String>,
+}
+
+pub struct NewToken<'a> {
+    pub user_id: i64,
+    pub workspace_id: i64,
+    pub name: &'a str,
+    pub scope: Scope,
+    pub digest: &'a str,
+    pub last4: &'a str,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+macro_rules! select_row {
+    () => {
+        "SELECT t.id, t.user_id, u.email AS owner_email, t.workspace_id, w.name AS workspace_name, \
+     t.name, t.scope, t.last4, t.created_at, t.expires_at, t.last_used_at \
+     FROM personal_access_tokens t \
+     JOIN users u ON u.id = t.user_id \
+     JOIN workspaces w ON w.id = t.workspace_id"
+    };
+}
+
+pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, token: &NewToken<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO personal_access_tokens \
+         (user_id, workspace_id, name, scope, digest, last4, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(token.user_id)
+    .bind(token.workspace_id)
+    .bind(token.name)
+    .bind(token.scope.as_str())
+    .bind(token.digest)
+    .bind(token.last4)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .fetch_one(ex)
+    .await
+}
+
+/// Live tokens (not expired at `now`) of a user.
+pub async fn count_live<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM personal_access_tokens \
+         WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(ex)
+    .await
+}
+
+pub async fn live_name_taken<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64, name: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM personal_access_tokens \
+         WHERE user_id = $1 AND name = $2 AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(user_id)
+    .bind(name)
+    .bind(now)
+    .fetch_one(ex)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Every token of a user, newest first.
+pub async fn list_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(select_row!(), " WHERE t.user_id = $1 ORDER BY t.id DESC"))
+        .bind(user_id)
+        .fetch_all(ex)
+        .await
+}
+
+/// One page of a user's tokens, by ascending id after `after`.
+pub async fn page_for_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(select_row!(), " WHERE t.user_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"))
+        .bind(user_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(ex)
+        .await
+}
+
+/// One page of a workspace's tokens, by ascending id after `after`.
+pub async fn page_for_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(select_row!(), " WHERE t.workspace_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(ex)
+        .await
+}
+
+pub async fn find_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64, id: i64) -> Result<Option<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(select_row!(), " WHERE t.user_id = $1 AND t.id = $2"))
+        .bind(user_id)
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn find_in_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Option<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(select_row!(), " WHERE t.workspace_id = $1 AND t.id = $2"))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn count_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM personal_access_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(ex)
+        .await
+}
+
+pub async fn count_for_workspace<'e>(ex: impl Executor<'e, Database = Any>, workspace_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM personal_access_tokens WHERE workspace_id = $1")
+        .bind(workspace_id)
+        .fetch_one(ex)
+        .await
+}
+
+pub async fn delete<'e>(ex: impl Executor<'e, Database = Any>, id: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM personal_access_tokens WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Deletes every token of a user; returns the (id, name) of each.
+pub async fn delete_all_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("DELETE FROM personal_access_tokens WHERE user_id = $1 RETURNING id, name")
+        .bind(user_id)
+        .fetch_all(ex)
+        .await
+}
+
+/// Deletes every token of a workspace; returns the (id, name) of each.
+pub async fn delete_all_in_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("DELETE FROM personal_access_tokens WHERE workspace_id = $1 RETURNING id, name")
+        .bind(workspace_id)
+        .fetch_all(ex)
+        .await
+}
+
+/// Deletes one member's tokens in one workspace; returns the (id, name) of each.
+pub async fn delete_member_tokens_in_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    user_id: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("DELETE FROM personal_access_tokens WHERE workspace_id = $1 AND user_id = $2 RETURNING id, name")
+        .bind(workspace_id)
+        .bind(user_id)
+        .fetch_all(ex)
+        .await
+}
+
+/// The single query behind token authentication (on a cache miss).
+pub async fn find_auth_by_digest<'e>(ex: impl Executor<'e, Database = Any>, digest: &str) -> Result<Option<AuthRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id AS token_id, t.name AS token_name, t.scope, t.expires_at, t.last_used_at, \
+         u.id AS user_id, u.email, u.name AS user_name, u.disabled_at, \
+         w.id AS workspace_id, w.name AS workspace_name, m.role \
+         FROM personal_access_tokens t \
+         JOIN users u ON u.id = t.user_id \
+         JOIN workspaces w ON w.id = t.workspace_id \
+         LEFT JOIN memberships m ON m.workspace_id = t.workspace_id AND m.user_id = t.user_id \
+         WHERE t.digest = $1",
+    )
+    .bind(digest)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Gives a token a new secret, keeping everything else.
+pub async fn replace_secret<'e>(ex: impl Executor<'e, Database = Any>, id: i64, digest: &str, last4: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query("UPDATE personal_access_tokens SET digest = $1, last4 = $2 WHERE id = $3")
+        .bind(digest)
+        .bind(last4)
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Records use to the minute; never moves the time backwards.
+pub async fn touch_last_used<'e>(ex: impl Executor<'e, Database = Any>, id: i64, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE personal_access_tokens SET last_used_at = $1 \
+         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(ex)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,315 @@
+//! The Admin pages: Members, Workspace tokens, Audit log. Each handler first
+//! finds the workspace the signed-in member administers; anyone else gets 403.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::domain::{Role, TokenId, UserId};
+use crate::service::audit::AuditActor;
+use crate::service::members::Invitation;
+use crate::service::{Membership, ServiceError, SignedInUser, Tollgate};
+use crate::startup::now;
+use crate::web::errors::PageError;
+use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};
+use crate::web::pages::EmptyForm;
+use crate::web::tokens::{ConfirmPage, TokenView, revoke_all_message};
+use crate::web::{Layout, flash, format_time, ok, render, see_other, urls};
+
+type App = web::Data<Tollgate>;
+
+#[derive(Deserialize)]
+pub struct WorkspaceQuery {
+    workspace: Option<i64>,
+    before: Option<i64>,
+    after: Option<i64>,
+}
+
+#[derive(Deserialize)]
+pub struct WorkspaceField {
+    workspace: Option<i64>,
+}
+
+fn administered(user: &SignedInUser, workspace: Option<i64>) -> Result<Membership, PageError> {
+    user.admin_workspace(workspace)
+        .cloned()
+        .ok_or_else(|| PageError::Forbidden("Only workspace Admins can open this page.".to_owned()))
+}
+
+/// `?workspace=` for links, so an Admin of several workspaces stays in one.
+fn with_workspace(url: &str, ws: &Membership) -> String {
+    format!("{url}?workspace={}", ws.workspace_id)
+}
+
+// ---- Members ---------------------------------------------------------------
+
+pub struct MemberView {
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub disabled: bool,
+    pub joined: String,
+    pub is_self: bool,
+}
+
+pub struct InvitationView {
+    pub email: String,
+    pub role: &'static str,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "members.html")]
+struct MembersPage {
+    layout: Layout,
+    workspace: Membership,
+    members: Vec<MemberView>,
+    invitations: Vec<InvitationView>,
+    roles: Vec<(&'static str, &'static str)>,
+    invite_email: String,
+    invite_role: String,
+    invite_error: Option<String>,
+    invite_link: Option<String>,
+    next: Option<i64>,
+}
+
+struct InviteState {
+    email: String,
+    role: String,
+    error: Option<String>,
+    link: Option<String>,
+}
+
+async fn members_page(app: &Tollgate, session: &Session, user: &SignedInUser, ws: Membership, after: Option<i64>, invite: InviteState) -> Result<MembersPage, PageError> {
+    let page = app.members(ws.workspace_id, after, Some(100)).await?;
+    let invitations = app.pending_invitations(ws.workspace_id, now()).await?;
+    Ok(MembersPage {
+        layout: Layout::new(session, Some(user), "Members", "members")?,
+        members: page
+            .members
+            .iter()
+            .map(|m| MemberView {
+                user_id: m.user_id,
+                name: m.name.clone(),
+                email: m.email.clone(),
+                role: m.role().label(),
+                disabled: m.disabled_at.is_some(),
+                joined: format_time(m.joined_at),
+                is_self: m.user_id == user.id.0,
+            })
+            .collect(),
+        invitations: invitations
+            .iter()
+            .map(|i| InvitationView { email: i.email.clone(), role: crate::storage::organizations::role_of(&i.role).label(), expires: format_time(i.expires_at) })
+            .collect(),
+        roles: Role::ALL.iter().rev().map(|r| (r.as_str(), r.label())).collect(),
+        invite_email: invite.email,
+        invite_role: invite.role,
+        invite_error: invite.error,
+        invite_link: invite.link,
+        next: page.next_cursor,
+        workspace: ws,
+    })
+}
+
+pub async fn members(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, query.workspace)?;
+    let invite = InviteState { email: String::new(), role: Role::ReadWrite.as_str().to_owned(), error: None, link: None };
+    ok(&members_page(&app, &session, &user, ws, query.after, invite).await?)
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    workspace: Option<i64>,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn invite(
+    app: App,
+    config: web::Data<Config>,
+    req: actix_web::HttpRequest,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<InviteForm>,
+) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, form.workspace)?;
+    match app.invite_member(ws.workspace_id, &form.email, &form.role, &AuditActor::user(&user), &meta, now()).await {
+        Ok(Invitation { code, email, role }) => {
+            let origin = config.public_origin().unwrap_or_else(|| {
+                let info = req.connection_info();
+                format!("{}://{}", info.scheme(), info.host())
+            });
+            let link = format!("{origin}/invitations/{code}");
+            flash(&session, "success", format!("Invitation for {email} ({}) created. Send them the link below; it works once, for 7 days.", role.label()))?;
+            let invite = InviteState { email: String::new(), role: Role::ReadWrite.as_str().to_owned(), error: None, link: Some(link) };
+            ok(&members_page(&app, &session, &user, ws, None, invite).await?)
+        }
+        Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
+            let invite = InviteState { email: form.email, role: form.role, error: Some(message), link: None };
+            render(StatusCode::UNPROCESSABLE_ENTITY, &members_page(&app, &session, &user, ws, None, invite).await?)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    workspace: Option<i64>,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn set_role(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    member: web::Path<i64>,
+    CsrfForm(form): CsrfForm<RoleForm>,
+) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, form.workspace)?;
+    let result = app.set_member_role(ws.workspace_id, UserId(*member), &form.role, &AuditActor::user(&user), &meta, now()).await;
+    finish_member_change(&session, &ws, result, "Role changed. The member's tokens follow the new role at once.")
+}
+
+async fn change_disabled(app: App, session: Session, user: SignedInUser, meta: crate::service::RequestMeta, member: i64, workspace: Option<i64>, disabled: bool) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, workspace)?;
+    let result = app.set_member_disabled(ws.workspace_id, UserId(member), disabled, &AuditActor::user(&user), &meta, now()).await;
+    let done = if disabled { "Member disabled: they are signed out and their tokens stop working." } else { "Member enabled again." };
+    finish_member_change(&session, &ws, result, done)
+}
+
+pub async fn disable(app: App, session: Session, CurrentUser(user): CurrentUser, ClientMeta(meta): ClientMeta, member: web::Path<i64>, CsrfForm(form): CsrfForm<WorkspaceField>) -> Result<HttpResponse, PageError> {
+    change_disabled(app, session, user, meta, *member, form.workspace, true).await
+}
+
+pub async fn enable(app: App, session: Session, CurrentUser(user): CurrentUser, ClientMeta(meta): ClientMeta, member: web::Path<i64>, CsrfForm(form): CsrfForm<WorkspaceField>) -> Result<HttpResponse, PageError> {
+    change_disabled(app, session, user, meta, *member, form.workspace, false).await
+}
+
+pub async fn remove(app: App, session: Session, CurrentUser(user): CurrentUser, ClientMeta(meta): ClientMeta, member: web::Path<i64>, CsrfForm(form): CsrfForm<WorkspaceField>) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, form.workspace)?;
+    let result = app.remove_member(ws.workspace_id, UserId(*member), &AuditActor::user(&user), &meta, now()).await;
+    finish_member_change(&session, &ws, result, "Member removed from the workspace; their tokens there are revoked.")
+}
+
+fn finish_member_change(session: &Session, ws: &Membership, result: Result<(), ServiceError>, done: &str) -> Result<HttpResponse, PageError> {
+    match result {
+        Ok(()) => flash(session, "success", done)?,
+        Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => flash(session, "error", message)?,
+        Err(err) => return Err(err.into()),
+    }
+    Ok(see_other(&with_workspace(urls::MEMBERS, ws)))
+}
+
+// ---- Workspace tokens --------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "workspace_tokens.html")]
+struct WorkspaceTokensPage {
+    layout: Layout,
+    workspace: Membership,
+    tokens: Vec<TokenView>,
+    total: i64,
+    revoke_message: String,
+    next: Option<i64>,
+}
+
+pub async fn workspace_tokens(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, query.workspace)?;
+    let page = app.workspace_tokens(ws.workspace_id, query.after, Some(200)).await?;
+    let total = app.count_workspace_tokens(ws.workspace_id).await?;
+    let now = now();
+    ok(&WorkspaceTokensPage {
+        layout: Layout::new(&session, Some(&user), "Workspace tokens", "workspace-tokens")?,
+        tokens: page.tokens.iter().map(|t| TokenView::new(t, now)).collect(),
+        total,
+        revoke_message: revoke_all_message(total as usize),
+        next: page.next_cursor,
+        workspace: ws,
+    })
+}
+
+pub async fn workspace_revoke_all_confirm(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, query.workspace)?;
+    let total = app.count_workspace_tokens(ws.workspace_id).await?;
+    ok(&ConfirmPage {
+        layout: Layout::new(&session, Some(&user), "Revoke all workspace tokens", "workspace-tokens")?,
+        heading: format!("Revoke every token in {}?", ws.workspace_name),
+        message: revoke_all_message(total as usize),
+        action: with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws),
+        confirm: "Yes, revoke all",
+        cancel: urls::WORKSPACE_TOKENS,
+    })
+}
+
+pub async fn workspace_revoke_all(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    query: web::Query<WorkspaceQuery>,
+    CsrfForm(_): CsrfForm<EmptyForm>,
+) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, query.workspace)?;
+    let count = app.revoke_workspace_tokens(ws.workspace_id, None, &AuditActor::user(&user), &meta, now()).await?;
+    flash(&session, "success", format!("{count} token(s) revoked in {}. They no longer work.", ws.workspace_name))?;
+    Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
+}
+
+pub async fn workspace_revoke_one(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    id: web::Path<i64>,
+    CsrfForm(form): CsrfForm<WorkspaceField>,
+) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, form.workspace)?;
+    let token = app.revoke_workspace_token(ws.workspace_id, TokenId(*id), &AuditActor::user(&user), &meta, now()).await?;
+    flash(&session, "success", format!("Token “{}” of {} revoked.", token.name, token.owner_email))?;
+    Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
+}
+
+// ---- Audit log ---------------------------------------------------------------
+
+pub struct AuditView {
+    pub when: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit_log.html")]
+struct AuditLogPage {
+    layout: Layout,
+    workspace: Membership,
+    events: Vec<AuditView>,
+    older: Option<i64>,
+}
+
+pub async fn audit_log(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, query.workspace)?;
+    let page = app.audit_log(ws.workspace_id, query.before, Some(100)).await?;
+    ok(&AuditLogPage {
+        layout: Layout::new(&session, Some(&user), "Audit log", "audit-log")?,
+        events: page
+            .events
+            .into_iter()
+            .map(|e| AuditView { when: format_time(e.created_at), actor: e.actor_label, action: e.action, target: e.target_label, detail: e.detail, ip: e.ip })
+            .collect(),
+        older: page.next_cursor,
+        workspace: ws,
+    })
+}

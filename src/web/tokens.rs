@@ -1,0 +1,388 @@
+//! The Personal Access Tokens tab: list, generate, show once, delete, revoke
+//! all. Dialogs are progressive enhancement: each action also has its own
+//! page and works without JavaScript.
+//!
+//! The show-once hand-over: after a POST generates a token, the browser is
+//! redirected (Post/Redirect/Get) to a page that shows it. The secret must
+//! not travel in the URL and must not be stored, so it is split in two: the
+//! session (kept in the database) holds the token XOR a random pad, and a
+//! short-lived HttpOnly cookie holds the pad. Neither half alone says
+//! anything about the token; the page joins them once and drops both.
+
+use actix_session::Session;
+use actix_web::cookie::{Cookie, SameSite, time::Duration};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::domain::{Expiry, Role, TokenId, display_hint};
+use crate::service::tokens::{GenerateRequest, IssuedToken};
+use crate::service::{ServiceError, SignedInUser, Tollgate};
+use crate::startup::now;
+use crate::storage::tokens::TokenRow;
+use crate::web::errors::PageError;
+use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};
+use crate::web::pages::EmptyForm;
+use crate::web::{Layout, flash, format_date, format_time, ok, render, see_other, urls};
+
+type App = web::Data<Tollgate>;
+
+const ISSUED: &str = "issued_token";
+const REVEAL_COOKIE: &str = "tollgate_reveal";
+
+/// One row of the token table.
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub hint: String,
+    pub scope: &'static str,
+    pub workspace: String,
+    pub owner: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub expired: bool,
+    pub delete_url: String,
+}
+
+impl TokenView {
+    pub fn new(row: &TokenRow, now: i64) -> Self {
+        Self {
+            id: row.id,
+            name: row.name.clone(),
+            hint: display_hint(&row.last4),
+            scope: row.scope().label(),
+            workspace: row.workspace_name.clone(),
+            owner: row.owner_email.clone(),
+            created: format_time(row.created_at),
+            last_used: row.last_used_at.map(format_time).unwrap_or_else(|| "Never".to_owned()),
+            expires: row.expires_at.map(format_date).unwrap_or_else(|| "Never".to_owned()),
+            expired: row.expires_at.is_some_and(|at| at <= now),
+            delete_url: urls::token_delete(row.id),
+        }
+    }
+}
+
+/// An entry of a `<select>`.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The generate form, with what was typed and what went wrong.
+pub struct GenerateView {
+    pub name: String,
+    pub scopes: Vec<Choice>,
+    pub workspaces: Vec<Choice>,
+    pub expiries: Vec<Choice>,
+    pub error: Option<String>,
+    pub field: &'static str,
+}
+
+impl GenerateView {
+    fn new(user: &SignedInUser, typed: &GenerateRequest, error: Option<(&'static str, String)>) -> Option<Self> {
+        let workspaces: Vec<_> = user.token_workspaces().collect();
+        let chosen = typed
+            .workspace
+            .as_deref()
+            .and_then(|w| workspaces.iter().find(|m| m.workspace_id.0.to_string() == w))
+            .or_else(|| workspaces.first())?;
+        let role = chosen.role;
+        let scope = typed.scope.clone().unwrap_or_else(|| role.default_scope().as_str().to_owned());
+        let expiry = typed.expiry.clone().unwrap_or_else(|| Expiry::default().as_str().to_owned());
+        let (field, error) = match error {
+            Some((field, message)) => (field, Some(message)),
+            None => ("", None),
+        };
+        // An Admin of one workspace may be Read-Write in another: offer the
+        // highest role's scopes; the service checks the chosen workspace.
+        let highest = workspaces.iter().map(|m| m.role).max().unwrap_or(Role::ReadOnly);
+        Some(Self {
+            name: typed.name.clone(),
+            scopes: highest
+                .grantable_scopes()
+                .into_iter()
+                .map(|s| Choice { value: s.as_str().to_owned(), label: s.label().to_owned(), selected: s.as_str() == scope })
+                .collect(),
+            workspaces: if workspaces.len() > 1 {
+                workspaces
+                    .iter()
+                    .map(|m| Choice { value: m.workspace_id.0.to_string(), label: m.workspace_name.clone(), selected: m.workspace_id == chosen.workspace_id })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            expiries: Expiry::ALL
+                .into_iter()
+                .map(|e| Choice { value: e.as_str().to_owned(), label: e.label().to_owned(), selected: e.as_str() == expiry })
+                .collect(),
+            error,
+            field,
+        })
+    }
+}
+
+/// The token shown once.
+pub struct IssuedView {
+    pub name: String,
+    pub token: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    layout: Layout,
+    tokens: Vec<TokenView>,
+    /// `None` for members who may not generate tokens.
+    generate: Option<GenerateView>,
+    open_generate: bool,
+    issued: Option<IssuedView>,
+    read_only_workspaces: Vec<String>,
+    admins: Vec<(String, String)>,
+    support: Option<String>,
+    support_is_url: bool,
+}
+
+async fn tokens_page(
+    app: &Tollgate,
+    session: &Session,
+    user: &SignedInUser,
+    typed: &GenerateRequest,
+    error: Option<(&'static str, String)>,
+    issued: Option<IssuedView>,
+) -> Result<TokensPage, PageError> {
+    let now = now();
+    let rows = app.own_tokens(user).await?;
+    let open_generate = error.is_some();
+    let admins = match user.memberships.first() {
+        Some(m) => app.admin_contacts(m.workspace_id).await?,
+        None => Vec::new(),
+    };
+    let support = app.support_contact.clone();
+    Ok(TokensPage {
+        layout: Layout::new(session, Some(user), "Personal Access Tokens", "profile")?,
+        tokens: rows.iter().map(|r| TokenView::new(r, now)).collect(),
+        generate: GenerateView::new(user, typed, error),
+        open_generate,
+        issued,
+        read_only_workspaces: user.memberships.iter().filter(|m| !m.role.may_use_tokens()).map(|m| m.workspace_name.clone()).collect(),
+        admins,
+        support_is_url: support.as_deref().is_some_and(|s| s.starts_with("https://") || s.starts_with("http://")),
+        support,
+    })
+}
+
+pub async fn list(app: App, session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
+    ok(&tokens_page(&app, &session, &user, &GenerateRequest::default(), None, None).await?)
+}
+
+#[derive(Template)]
+#[template(path = "token_new.html")]
+struct NewTokenPage {
+    layout: Layout,
+    generate: GenerateView,
+}
+
+/// The generate form on a page of its own (the dialog without JavaScript).
+pub async fn new_form(session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
+    let generate = GenerateView::new(&user, &GenerateRequest::default(), None)
+        .ok_or_else(|| PageError::Forbidden("Only members with the Read-Write or Admin role can generate access tokens.".to_owned()))?;
+    ok(&NewTokenPage { layout: Layout::new(&session, Some(&user), "New Personal Access Token", "profile")?, generate })
+}
+
+#[derive(Deserialize)]
+pub struct GenerateForm {
+    #[serde(default)]
+    name: String,
+    scope: Option<String>,
+    workspace: Option<String>,
+    expiry: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    name: String,
+    /// The token XOR the pad in the cookie, hex.
+    sealed: String,
+}
+
+pub async fn generate(
+    app: App,
+    config: web::Data<Config>,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<GenerateForm>,
+) -> Result<HttpResponse, PageError> {
+    let request = GenerateRequest { name: form.name, scope: form.scope, workspace: form.workspace, expiry: form.expiry };
+    match app.generate_token(&user, &request, &meta, now()).await {
+        Ok(issued) => {
+            let pad = seal(&session, &issued)?;
+            let cookie = Cookie::build(REVEAL_COOKIE, pad)
+                .path(urls::TOKENS_CREATED)
+                .http_only(true)
+                .secure(config.secure_cookies())
+                .same_site(SameSite::Strict)
+                .max_age(Duration::minutes(10))
+                .finish();
+            let mut response = see_other(urls::TOKENS_CREATED);
+            response.add_cookie(&cookie).map_err(|e| PageError::Internal(e.into()))?;
+            Ok(response)
+        }
+        Err(ServiceError::Invalid { field, message }) => {
+            let page = tokens_page(&app, &session, &user, &request, Some((field, message)), None).await?;
+            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+        Err(ServiceError::Conflict { field, message }) => {
+            let page = tokens_page(&app, &session, &user, &request, Some((field, message)), None).await?;
+            render(StatusCode::CONFLICT, &page)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Puts the token, XOR a fresh pad, in the session; returns the pad (hex).
+fn seal(session: &Session, issued: &IssuedToken) -> Result<String, PageError> {
+    let secret = issued.token.expose().as_bytes();
+    let mut rng = rand::rng();
+    let pad: Vec<u8> = (0..secret.len()).map(|_| rng.random::<u8>()).collect();
+    let sealed: Vec<u8> = secret.iter().zip(&pad).map(|(s, p)| s ^ p).collect();
+    session.insert(ISSUED, Sealed { name: issued.name.clone(), sealed: to_hex(&sealed) })?;
+    Ok(to_hex(&pad))
+}
+
+fn unseal(sealed: &str, pad: &str) -> Option<String> {
+    let (sealed, pad) = (from_hex(sealed)?, from_hex(pad)?);
+    if sealed.len() != pad.len() {
+        return None;
+    }
+    String::from_utf8(sealed.iter().zip(&pad).map(|(s, p)| s ^ p).collect()).ok()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The show-once view. Reloading it finds nothing to show.
+pub async fn created(app: App, req: HttpRequest, session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
+    let sealed = session.remove_as::<Sealed>(ISSUED).and_then(Result::ok);
+    let pad = req.cookie(REVEAL_COOKIE).map(|c| c.value().to_owned());
+    let revealed = match (sealed, pad) {
+        (Some(sealed), Some(pad)) => unseal(&sealed.sealed, &pad).map(|token| IssuedView { name: sealed.name, token }),
+        _ => None,
+    };
+    let Some(issued) = revealed else {
+        flash(&session, "info", "A token is shown only once, right after it is generated. Generate a new one if you lost it.")?;
+        return Ok(see_other(urls::TOKENS));
+    };
+    let page = tokens_page(&app, &session, &user, &GenerateRequest::default(), None, Some(issued)).await?;
+    let mut response = ok(&page)?;
+    let mut gone = Cookie::build(REVEAL_COOKIE, "").path(urls::TOKENS_CREATED).finish();
+    gone.make_removal();
+    response.add_cookie(&gone).map_err(|e| PageError::Internal(e.into()))?;
+    Ok(response)
+}
+
+/// A confirmation page: what the dialogs say, for browsers without script.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub message: String,
+    pub action: String,
+    pub confirm: &'static str,
+    pub cancel: &'static str,
+}
+
+pub async fn delete_confirm(app: App, session: Session, CurrentUser(user): CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, PageError> {
+    let token = app.own_token(&user, TokenId(*id)).await?;
+    ok(&ConfirmPage {
+        layout: Layout::new(&session, Some(&user), "Delete token", "profile")?,
+        heading: format!("Delete “{}”?", token.name),
+        message: "Any script or service using this token will stop working at once. This can not be undone.".to_owned(),
+        action: urls::token_delete(token.id),
+        confirm: "Yes, delete",
+        cancel: urls::TOKENS,
+    })
+}
+
+pub async fn delete(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    id: web::Path<i64>,
+    CsrfForm(_): CsrfForm<EmptyForm>,
+) -> Result<HttpResponse, PageError> {
+    let token = app.delete_own_token(&user, TokenId(*id), &meta, now()).await?;
+    flash(&session, "success", format!("Token “{}” deleted. It no longer works.", token.name))?;
+    Ok(see_other(urls::TOKENS))
+}
+
+pub async fn revoke_all_confirm(app: App, session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
+    let count = app.own_tokens(&user).await?.len();
+    if count == 0 {
+        flash(&session, "info", "You have no tokens to revoke.")?;
+        return Ok(see_other(urls::TOKENS));
+    }
+    ok(&ConfirmPage {
+        layout: Layout::new(&session, Some(&user), "Revoke all tokens", "profile")?,
+        heading: "Revoke all your tokens?".to_owned(),
+        message: revoke_all_message(count),
+        action: urls::TOKENS_REVOKE_ALL.to_owned(),
+        confirm: "Yes, revoke all",
+        cancel: urls::TOKENS,
+    })
+}
+
+pub fn revoke_all_message(count: usize) -> String {
+    match count {
+        1 => "1 token will stop working at once. This can not be undone.".to_owned(),
+        n => format!("{n} tokens will stop working at once. This can not be undone."),
+    }
+}
+
+pub async fn revoke_all(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(_): CsrfForm<EmptyForm>,
+) -> Result<HttpResponse, PageError> {
+    let count = app.revoke_all_own(&user, &meta, now()).await?;
+    let text = match count {
+        0 => "You had no tokens to revoke.".to_owned(),
+        1 => "1 token revoked. It no longer works.".to_owned(),
+        n => format!("{n} tokens revoked. They no longer work."),
+    };
+    flash(&session, "success", text)?;
+    Ok(see_other(urls::TOKENS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealing_round_trips_and_each_half_alone_is_noise() {
+        let secret = "tgp_abcdefghijklmnopqrstuvwxyz012345ABCDEF";
+        let pad: Vec<u8> = (0..secret.len()).map(|i| (i * 37 + 11) as u8).collect();
+        let sealed: Vec<u8> = secret.bytes().zip(&pad).map(|(s, p)| s ^ p).collect();
+        assert_eq!(unseal(&to_hex(&sealed), &to_hex(&pad)).as_deref(), Some(secret));
+        assert!(!to_hex(&sealed).contains("abcdef"));
+        assert_eq!(unseal("zz", "00"), None);
+        assert_eq!(unseal("0000", "00"), None);
+    }
+}
