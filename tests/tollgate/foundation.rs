@@ -1,0 +1,1 @@
+use crate::each_backend;
