@@ -12,7 +12,11 @@ use crate::startup::{Application, now};
 use crate::storage::Db;
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "Personal access tokens for your workspace")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Personal access tokens for your workspace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -56,7 +60,10 @@ enum UsersCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => return fail(&format!("can not start the runtime: {err}")),
     };
@@ -76,13 +83,33 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(err) => fail(&format!("{err:#}")),
         },
-        Command::Users { command: UsersCommand::Create { email, role, name, workspace, password_stdin: _ } } => {
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    email,
+                    role,
+                    name,
+                    workspace,
+                    password_stdin: _,
+                },
+        } => {
             let mut password = String::new();
             if let Err(err) = std::io::stdin().read_to_string(&mut password) {
-                return fail(&format!("can not read the password from standard input: {err}"));
+                return fail(&format!(
+                    "can not read the password from standard input: {err}"
+                ));
             }
-            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
-            let input = NewUser { email: &email, name: name.as_deref(), role: &role, workspace: workspace.as_deref(), password };
+            let password = password
+                .strip_suffix('\n')
+                .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                .unwrap_or(&password);
+            let input = NewUser {
+                email: &email,
+                name: name.as_deref(),
+                role: &role,
+                workspace: workspace.as_deref(),
+                password,
+            };
             match create_user(&cli.config, input).await {
                 Ok(message) => {
                     println!("{message}");
@@ -106,13 +133,17 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn create_user(config: &Config, input: NewUser<'_>) -> Result<String, String> {
-    let db = Db::connect(&config.database_url).await.map_err(|e| format!("{e:#}"))?;
+    let db = Db::connect(&config.database_url)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     db.migrate().await.map_err(|e| format!("{e:#}"))?;
     let app = Tollgate::new(db, None);
     let email = input.email.trim().to_lowercase();
     match app.create_user(input, now()).await {
         Ok(id) => Ok(format!("created user {email} (id {id})")),
-        Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => Err(message),
+        Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
+            Err(message)
+        }
         Err(err) => Err(format!("{err:#}")),
     }
 }

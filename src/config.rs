@@ -24,7 +24,11 @@ pub struct Config {
     pub bind: String,
 
     /// Database: sqlite://PATH (created when missing) or postgres://….
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/tollgate.db")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/tollgate.db"
+    )]
     pub database_url: String,
 
     /// Cookie-signing key (32 bytes or more). Generated once and kept in the
@@ -75,12 +79,16 @@ impl Config {
 
     /// Cookies get `Secure` when the public URL is https.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 
     /// The public origin without a trailing slash, when configured.
     pub fn public_origin(&self) -> Option<String> {
-        self.public_url.as_deref().map(|u| u.trim_end_matches('/').to_owned())
+        self.public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned())
     }
 }
 
@@ -103,8 +111,12 @@ impl std::fmt::Debug for Config {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
     match credentials.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),

@@ -63,10 +63,13 @@ impl Application {
         tokio::spawn(Arc::clone(&app.tokens).listen(db.clone()));
         spawn_background_tasks(app.clone(), config.last_used_flush_seconds);
 
-        let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let listener =
+            TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let address = listener.local_addr()?;
         if let Some(code) = &setup_code {
-            let host = config.public_origin().unwrap_or_else(|| format!("http://{address}"));
+            let host = config
+                .public_origin()
+                .unwrap_or_else(|| format!("http://{address}"));
             // Printed, not logged: it is meant for the person starting the server.
             println!("No user exists yet. Finish setting up Tollgate at {host}/setup?code={code}");
         }
@@ -74,20 +77,27 @@ impl Application {
         let config = web::Data::new(config);
         let setup = web::Data::new(SetupCode(setup_code.clone()));
         let server_app = app.clone();
-        let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let workers = config.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
         let server = HttpServer::new(move || {
-            let sessions = SessionMiddleware::builder(DbSessionStore::new(server_app.db.clone()), key.clone())
-                .cookie_name("tollgate_session".to_owned())
-                .cookie_secure(config.secure_cookies())
-                .cookie_http_only(true)
-                .cookie_same_site(SameSite::Lax)
-                .cookie_content_security(CookieContentSecurity::Private)
-                .session_lifecycle(
-                    BrowserSession::default()
-                        .state_ttl(actix_web::cookie::time::Duration::minutes(config.session_idle_minutes))
-                        .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
-                )
-                .build();
+            let sessions =
+                SessionMiddleware::builder(DbSessionStore::new(server_app.db.clone()), key.clone())
+                    .cookie_name("tollgate_session".to_owned())
+                    .cookie_secure(config.secure_cookies())
+                    .cookie_http_only(true)
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_content_security(CookieContentSecurity::Private)
+                    .session_lifecycle(
+                        BrowserSession::default()
+                            .state_ttl(actix_web::cookie::time::Duration::minutes(
+                                config.session_idle_minutes,
+                            ))
+                            .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                    )
+                    .build();
             App::new()
                 .app_data(server_app.clone())
                 .app_data(config.clone())
@@ -102,14 +112,24 @@ impl Application {
                 .route("/static/{name}", web::get().to(pages::static_files::serve))
                 .configure(api::configure)
                 .service(web::scope("/api").default_service(web::to(api::handlers::not_found)))
-                .service(web::scope("").wrap(sessions).configure(pages::configure).default_service(web::to(page_not_found)))
+                .service(
+                    web::scope("")
+                        .wrap(sessions)
+                        .configure(pages::configure)
+                        .default_service(web::to(page_not_found)),
+                )
         })
         .workers(workers)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
 
-        Ok(Self { address, server, app, setup_code })
+        Ok(Self {
+            address,
+            server,
+            app,
+            setup_code,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -137,7 +157,11 @@ impl Application {
     /// writes the pending "last used" times.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
-        self.app.tokens.flush_last_used(&self.app.db).await.context("writing last-used times at shutdown")?;
+        self.app
+            .tokens
+            .flush_last_used(&self.app.db)
+            .await
+            .context("writing last-used times at shutdown")?;
         Ok(())
     }
 }
@@ -167,26 +191,39 @@ fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64) {
 /// the database so that every instance (and every restart) shares it.
 async fn cookie_key(config: &Config, db: &Db) -> anyhow::Result<Key> {
     if let Some(secret) = &config.secret_key {
-        anyhow::ensure!(secret.len() >= 32, "TOLLGATE_SECRET_KEY must be at least 32 bytes long");
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "TOLLGATE_SECRET_KEY must be at least 32 bytes long"
+        );
         return Ok(Key::derive_from(secret.as_bytes()));
     }
     let fresh = STANDARD.encode(Key::generate().master());
     storage::settings::insert_if_absent(db.pool(), COOKIE_KEY_SETTING, &fresh).await?;
-    let stored = storage::settings::get(db.pool(), COOKIE_KEY_SETTING).await?.context("the cookie key vanished")?;
-    let bytes = STANDARD.decode(stored).context("the stored cookie key is not base64")?;
+    let stored = storage::settings::get(db.pool(), COOKIE_KEY_SETTING)
+        .await?
+        .context("the cookie key vanished")?;
+    let bytes = STANDARD
+        .decode(stored)
+        .context("the stored cookie key is not base64")?;
     Key::try_from(bytes.as_slice()).context("the stored cookie key is too short")
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok")
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
 }
 
 async fn readyz(app: web::Data<Tollgate>) -> HttpResponse {
     match app.db.ping().await {
-        Ok(()) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ready"),
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("ready"),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
-            HttpResponse::ServiceUnavailable().content_type("text/plain; charset=utf-8").body("database unavailable")
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain; charset=utf-8")
+                .body("database unavailable")
         }
     }
 }

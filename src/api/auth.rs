@@ -48,7 +48,10 @@ pub fn parse_authorization(value: &[u8]) -> Result<Credentials, &'static str> {
         let decoded = STANDARD.decode(credentials).map_err(|_| MALFORMED)?;
         let decoded = String::from_utf8(decoded).map_err(|_| MALFORMED)?;
         let (email, token) = decoded.split_once(':').ok_or(MALFORMED)?;
-        return Ok(Credentials::Basic { email: email.to_owned(), token: token.to_owned() });
+        return Ok(Credentials::Basic {
+            email: email.to_owned(),
+            token: token.to_owned(),
+        });
     }
     Err(MALFORMED)
 }
@@ -58,22 +61,44 @@ impl FromRequest for ApiCaller {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec());
         let app = req.app_data::<Data<Tollgate>>().cloned();
         Box::pin(async move {
-            let app = app.ok_or_else(|| ApiError::from(crate::service::ServiceError::Unexpected(anyhow::anyhow!("missing app state"))))?;
-            let header = header.ok_or_else(|| ApiError::unauthorized("missing_token", "Send a token: `Authorization: Bearer <token>`."))?;
-            let credentials = parse_authorization(&header).map_err(|m| ApiError::unauthorized("malformed_authorization", m))?;
+            let app = app.ok_or_else(|| {
+                ApiError::from(crate::service::ServiceError::Unexpected(anyhow::anyhow!(
+                    "missing app state"
+                )))
+            })?;
+            let header = header.ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_token",
+                    "Send a token: `Authorization: Bearer <token>`.",
+                )
+            })?;
+            let credentials = parse_authorization(&header)
+                .map_err(|m| ApiError::unauthorized("malformed_authorization", m))?;
             let (raw, basic_email) = match credentials {
                 Credentials::Bearer(token) => (token, None),
                 Credentials::Basic { email, token } => (token, Some(email)),
             };
-            let token = PlainToken::parse(&raw).map_err(|_| ApiError::unauthorized("invalid_token", "This is not a valid Tollgate token."))?;
-            let verdict = app.tokens.authenticate(&app.db, &token, now()).await.map_err(crate::service::ServiceError::from)?;
+            let token = PlainToken::parse(&raw).map_err(|_| {
+                ApiError::unauthorized("invalid_token", "This is not a valid Tollgate token.")
+            })?;
+            let verdict = app
+                .tokens
+                .authenticate(&app.db, &token, now())
+                .await
+                .map_err(crate::service::ServiceError::from)?;
             let principal = verdict.map_err(refusal)?;
             if let Some(email) = basic_email {
                 if !email.trim().eq_ignore_ascii_case(&principal.email) {
-                    return Err(ApiError::unauthorized("invalid_credentials", "The user name must be the email of the token's owner."));
+                    return Err(ApiError::unauthorized(
+                        "invalid_credentials",
+                        "The user name must be the email of the token's owner.",
+                    ));
                 }
             }
             Ok(ApiCaller(principal))
@@ -84,10 +109,21 @@ impl FromRequest for ApiCaller {
 fn refusal(failure: AuthFailure) -> ApiError {
     use actix_web::http::StatusCode;
     match failure {
-        AuthFailure::Unknown => ApiError::unauthorized("invalid_token", "This token does not exist or has been revoked."),
+        AuthFailure::Unknown => ApiError::unauthorized(
+            "invalid_token",
+            "This token does not exist or has been revoked.",
+        ),
         AuthFailure::Expired => ApiError::unauthorized("token_expired", "This token has expired."),
-        AuthFailure::OwnerDisabled => ApiError::new(StatusCode::FORBIDDEN, "owner_disabled", "The account that owns this token is disabled."),
-        AuthFailure::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "owner_not_a_member", "The token's owner is no longer a member of its workspace."),
+        AuthFailure::OwnerDisabled => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "owner_disabled",
+            "The account that owns this token is disabled.",
+        ),
+        AuthFailure::NotAMember => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "owner_not_a_member",
+            "The token's owner is no longer a member of its workspace.",
+        ),
         AuthFailure::OwnerReadOnly => ApiError::new(
             StatusCode::FORBIDDEN,
             "owner_read_only",
@@ -102,18 +138,36 @@ mod tests {
 
     #[test]
     fn bearer_and_basic_are_read() {
-        assert_eq!(parse_authorization(b"Bearer abc"), Ok(Credentials::Bearer("abc".into())));
-        assert_eq!(parse_authorization(b"bearer   abc  "), Ok(Credentials::Bearer("abc".into())));
+        assert_eq!(
+            parse_authorization(b"Bearer abc"),
+            Ok(Credentials::Bearer("abc".into()))
+        );
+        assert_eq!(
+            parse_authorization(b"bearer   abc  "),
+            Ok(Credentials::Bearer("abc".into()))
+        );
         let basic = format!("Basic {}", STANDARD.encode("ada@example.com:tgp_x"));
         assert_eq!(
             parse_authorization(basic.as_bytes()),
-            Ok(Credentials::Basic { email: "ada@example.com".into(), token: "tgp_x".into() })
+            Ok(Credentials::Basic {
+                email: "ada@example.com".into(),
+                token: "tgp_x".into()
+            })
         );
     }
 
     #[test]
     fn malformed_headers_are_refused() {
-        for bad in [&b""[..], b"Bearer", b"Bearer ", b"Token abc", b"Basic !!!", b"Basic YWRh", b"Bearer a b", b"\xff\xfe"] {
+        for bad in [
+            &b""[..],
+            b"Bearer",
+            b"Bearer ",
+            b"Token abc",
+            b"Basic !!!",
+            b"Basic YWRh",
+            b"Bearer a b",
+            b"\xff\xfe",
+        ] {
             assert!(parse_authorization(bad).is_err(), "{bad:?}");
         }
         assert!(parse_authorization(&vec![b'a'; 5000]).is_err());

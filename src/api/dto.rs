@@ -14,7 +14,10 @@ use crate::storage::tokens::TokenRow;
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -51,8 +54,15 @@ pub struct MeDto {
 impl From<&Principal> for MeDto {
     fn from(p: &Principal) -> Self {
         Self {
-            user: UserDto { id: p.user_id.0, email: p.email.clone(), name: p.user_name.clone() },
-            workspace: Named { id: p.workspace_id.0, name: p.workspace_name.clone() },
+            user: UserDto {
+                id: p.user_id.0,
+                email: p.email.clone(),
+                name: p.user_name.clone(),
+            },
+            workspace: Named {
+                id: p.workspace_id.0,
+                name: p.workspace_name.clone(),
+            },
             role: p.role.as_str(),
             token: CallerTokenDto {
                 id: p.token_id.0,
@@ -92,8 +102,14 @@ impl From<&TokenRow> for TokenDto {
             name: t.name.clone(),
             scope: t.scope().as_str(),
             hint: display_hint(&t.last4),
-            workspace: Named { id: t.workspace_id, name: t.workspace_name.clone() },
-            owner: OwnerDto { id: t.user_id, email: t.owner_email.clone() },
+            workspace: Named {
+                id: t.workspace_id,
+                name: t.workspace_name.clone(),
+            },
+            owner: OwnerDto {
+                id: t.user_id,
+                email: t.owner_email.clone(),
+            },
             created_at: rfc3339(t.created_at),
             expires_at: t.expires_at.map(rfc3339),
             last_used_at: t.last_used_at.map(rfc3339),
@@ -162,8 +178,15 @@ impl From<AuditRow> for AuditEventDto {
         Self {
             id: e.id,
             action: e.action,
-            actor: ActorDto { user_id: e.actor_user_id, token_id: e.actor_token_id, label: e.actor_label },
-            target: TargetDto { id: e.target_id, label: e.target_label },
+            actor: ActorDto {
+                user_id: e.actor_user_id,
+                token_id: e.actor_token_id,
+                label: e.actor_label,
+            },
+            target: TargetDto {
+                id: e.target_id,
+                label: e.target_label,
+            },
             detail: e.detail,
             ip: e.ip,
             user_agent: e.user_agent,

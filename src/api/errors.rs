@@ -16,7 +16,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
@@ -42,12 +46,22 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::NotFound => Self::not_found(),
-            ServiceError::Forbidden { code, message } => Self::new(StatusCode::FORBIDDEN, code, message),
-            ServiceError::Invalid { message, .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message),
-            ServiceError::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            ServiceError::Forbidden { code, message } => {
+                Self::new(StatusCode::FORBIDDEN, code, message)
+            }
+            ServiceError::Invalid { message, .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+            }
+            ServiceError::Conflict { message, .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", message)
+            }
             ServiceError::Unexpected(err) => {
                 tracing::error!(error = ?err, "API request failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "The server could not finish this request.")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "The server could not finish this request.",
+                )
             }
         }
     }
@@ -63,12 +77,17 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = match self.code {
                 "missing_token" => r#"Bearer realm="tollgate", Basic realm="tollgate""#.to_owned(),
-                code => format!(r#"Bearer realm="tollgate", error="invalid_token", error_description="{code}""#),
+                code => format!(
+                    r#"Bearer realm="tollgate", error="invalid_token", error_description="{code}""#
+                ),
             };
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         if self.status == StatusCode::FORBIDDEN && self.code == "insufficient_scope" {
-            response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tollgate", error="insufficient_scope""#));
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="tollgate", error="insufficient_scope""#,
+            ));
         }
         response.json(json!({ "error": { "code": self.code, "message": self.message } }))
     }

@@ -4,11 +4,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::api::dto::{AuditEventDto, IssuedTokenDto, MeDto, MemberDto, Page, PageQuery, RevokeAllRequest, RevokedDto, TokenDto};
+use crate::api::dto::{
+    AuditEventDto, IssuedTokenDto, MeDto, MemberDto, Page, PageQuery, RevokeAllRequest, RevokedDto,
+    TokenDto,
+};
 use crate::api::{ApiCaller, ApiError};
 use crate::domain::{Role, TokenId, UserId};
-use crate::service::tokens::require;
 use crate::service::Tollgate;
+use crate::service::tokens::require;
 use crate::startup::now;
 use crate::web::extractors::request_meta;
 
@@ -18,56 +21,106 @@ type App = web::Data<Tollgate>;
 fn paging(query: &PageQuery) -> Result<(Option<i64>, Option<i64>), ApiError> {
     if let Some(limit) = query.limit {
         if !(1..=200).contains(&limit) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "`limit` must be between 1 and 200."));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "`limit` must be between 1 and 200.",
+            ));
         }
     }
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(raw) => Some(raw.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "`cursor` is not a cursor this API gave out.")
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "`cursor` is not a cursor this API gave out.",
+            )
         })?),
     };
     Ok((cursor, query.limit))
 }
 
 fn page<T, R>(rows: &[R], next: Option<i64>, map: impl Fn(&R) -> T) -> Page<T> {
-    Page { data: rows.iter().map(map).collect(), next_cursor: next.map(|c| c.to_string()) }
+    Page {
+        data: rows.iter().map(map).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    }
 }
 
 pub async fn me(ApiCaller(caller): ApiCaller) -> HttpResponse {
     HttpResponse::Ok().json(MeDto::from(&caller))
 }
 
-pub async fn list_tokens(app: App, ApiCaller(caller): ApiCaller, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_tokens(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
     let result = app.api_own_tokens(&caller, cursor, limit).await?;
-    Ok(HttpResponse::Ok().json(page(&result.tokens, result.next_cursor, |t| TokenDto::from(t))))
+    Ok(
+        HttpResponse::Ok().json(page(&result.tokens, result.next_cursor, |t| {
+            TokenDto::from(t)
+        })),
+    )
 }
 
-pub async fn delete_token(app: App, req: HttpRequest, ApiCaller(caller): ApiCaller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_token(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     // Checked first so that a Read-Only token learns nothing about ids.
     require(&caller, Role::ReadWrite)?;
     let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
-    app.api_delete_token(&caller, TokenId(id), &request_meta(&req), now()).await?;
+    app.api_delete_token(&caller, TokenId(id), &request_meta(&req), now())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn rotate_token(app: App, req: HttpRequest, ApiCaller(caller): ApiCaller) -> Result<HttpResponse, ApiError> {
-    let issued = app.rotate_token(&caller, &request_meta(&req), now()).await?;
-    let body = IssuedTokenDto { token: issued.token.expose().to_owned(), metadata: TokenDto::from(&issued.row) };
+pub async fn rotate_token(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+) -> Result<HttpResponse, ApiError> {
+    let issued = app
+        .rotate_token(&caller, &request_meta(&req), now())
+        .await?;
+    let body = IssuedTokenDto {
+        token: issued.token.expose().to_owned(),
+        metadata: TokenDto::from(&issued.row),
+    };
     Ok(HttpResponse::Ok().json(body))
 }
 
-pub async fn members(app: App, ApiCaller(caller): ApiCaller, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn members(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
     let result = app.api_members(&caller, cursor, limit).await?;
-    Ok(HttpResponse::Ok().json(page(&result.members, result.next_cursor, |m| MemberDto::from(m))))
+    Ok(
+        HttpResponse::Ok().json(page(&result.members, result.next_cursor, |m| {
+            MemberDto::from(m)
+        })),
+    )
 }
 
-pub async fn workspace_tokens(app: App, ApiCaller(caller): ApiCaller, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn workspace_tokens(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
     let result = app.api_workspace_tokens(&caller, cursor, limit).await?;
-    Ok(HttpResponse::Ok().json(page(&result.tokens, result.next_cursor, |t| TokenDto::from(t))))
+    Ok(
+        HttpResponse::Ok().json(page(&result.tokens, result.next_cursor, |t| {
+            TokenDto::from(t)
+        })),
+    )
 }
 
 pub async fn revoke_workspace_tokens(
@@ -82,24 +135,38 @@ pub async fn revoke_workspace_tokens(
         None
     } else {
         serde_json::from_slice::<RevokeAllRequest>(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("The request body could not be read: {e}")))?
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("The request body could not be read: {e}"),
+                )
+            })?
             .user_id
     };
     let member = member.map(UserId);
-    let revoked = app.api_revoke_workspace_tokens(&caller, member, &request_meta(&req), now()).await?;
+    let revoked = app
+        .api_revoke_workspace_tokens(&caller, member, &request_meta(&req), now())
+        .await?;
     Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
 }
 
-pub async fn audit_log(app: App, ApiCaller(caller): ApiCaller, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn audit_log(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     require(&caller, Role::Admin)?;
     let (cursor, limit) = paging(&query)?;
     let result = app.audit_log(caller.workspace_id, cursor, limit).await?;
     let next_cursor = result.next_cursor.map(|c| c.to_string());
-    Ok(HttpResponse::Ok().json(Page { data: result.events.into_iter().map(AuditEventDto::from).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page {
+        data: result.events.into_iter().map(AuditEventDto::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Any unknown path under `/api`.
 pub async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::not_found())
 }
-

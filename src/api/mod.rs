@@ -39,23 +39,44 @@ api_routes! {
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(OPENAPI)
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
 }
 
 /// JSON answers for what the route table does not know, and for bodies and
 /// queries that can not be read.
 pub fn error_config(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|err, _| {
-        let (status, code) = match &err {
-            actix_web::error::JsonPayloadError::Overflow { .. } | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
-                (actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-            }
-            actix_web::error::JsonPayloadError::ContentType => (actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            _ => (actix_web::http::StatusCode::BAD_REQUEST, "invalid_json"),
-        };
-        ApiError::new(status, code, format!("The request body could not be read: {err}")).into()
-    }))
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(16 * 1024)
+            .error_handler(|err, _| {
+                let (status, code) = match &err {
+                    actix_web::error::JsonPayloadError::Overflow { .. }
+                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => (
+                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                    ),
+                    actix_web::error::JsonPayloadError::ContentType => (
+                        actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                    ),
+                    _ => (actix_web::http::StatusCode::BAD_REQUEST, "invalid_json"),
+                };
+                ApiError::new(
+                    status,
+                    code,
+                    format!("The request body could not be read: {err}"),
+                )
+                .into()
+            }),
+    )
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
-        ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_query", format!("The query string could not be read: {err}")).into()
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("The query string could not be read: {err}"),
+        )
+        .into()
     }));
 }

@@ -9,7 +9,8 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let value = raw.trim().to_lowercase();
-        let invalid = || ValidationError::new("Enter a valid email address, like name@example.com.");
+        let invalid =
+            || ValidationError::new("Enter a valid email address, like name@example.com.");
         if value.is_empty() || value.len() > 254 {
             return Err(invalid());
         }
@@ -51,7 +52,17 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "a b@example.com", "ada@@example.com", "ada@example..com", "ada@.example.com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@example..com",
+            "ada@.example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -35,10 +35,14 @@ impl NewPassword {
             return Err(ValidationError::new("The password can not be empty."));
         }
         if raw.chars().count() < 8 {
-            return Err(ValidationError::new("The password must be at least 8 characters long."));
+            return Err(ValidationError::new(
+                "The password must be at least 8 characters long.",
+            ));
         }
         if raw.len() > MAX_LEN {
-            return Err(ValidationError::new("The password must be at most 1024 bytes long."));
+            return Err(ValidationError::new(
+                "The password must be at most 1024 bytes long.",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }

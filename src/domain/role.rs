@@ -61,8 +61,14 @@ impl FromStr for Role {
         let wanted = raw.trim();
         Role::ALL
             .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(wanted) || r.label().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| ValidationError::new(format!("Unknown role {wanted:?}: use admin, read-write or read-only.")))
+            .find(|r| {
+                r.as_str().eq_ignore_ascii_case(wanted) || r.label().eq_ignore_ascii_case(wanted)
+            })
+            .ok_or_else(|| {
+                ValidationError::new(format!(
+                    "Unknown role {wanted:?}: use admin, read-write or read-only."
+                ))
+            })
     }
 }
 
@@ -86,7 +92,10 @@ mod tests {
 
     #[test]
     fn scopes_never_exceed_the_role_and_never_default_to_admin() {
-        assert_eq!(Role::ReadWrite.grantable_scopes(), vec![Role::ReadOnly, Role::ReadWrite]);
+        assert_eq!(
+            Role::ReadWrite.grantable_scopes(),
+            vec![Role::ReadOnly, Role::ReadWrite]
+        );
         assert_eq!(Role::Admin.default_scope(), Role::ReadWrite);
         assert_eq!(Role::ReadOnly.default_scope(), Role::ReadOnly);
         assert!(!Role::ReadOnly.may_use_tokens());

@@ -116,10 +116,12 @@ fn checksum(head: &str) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -154,7 +156,13 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        for bad in ["", "tgp_", "ghp_0123456789abcdefghijklmnopqrstuv012345", "tgp_!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!", "tgp_ääääääääääääääääääää"] {
+        for bad in [
+            "",
+            "tgp_",
+            "ghp_0123456789abcdefghijklmnopqrstuv012345",
+            "tgp_!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+            "tgp_ääääääääääääääääääää",
+        ] {
             assert!(PlainToken::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -176,7 +184,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(token.digest().as_str().len(), 64);
-        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     proptest! {

@@ -14,10 +14,14 @@ impl TokenName {
             return Err(ValidationError::new("Enter a token name."));
         }
         if value.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new("The token name must be at most 100 characters long."));
+            return Err(ValidationError::new(
+                "The token name must be at most 100 characters long.",
+            ));
         }
         if value.chars().any(char::is_control) {
-            return Err(ValidationError::new("The token name can not contain control characters."));
+            return Err(ValidationError::new(
+                "The token name can not contain control characters.",
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -41,7 +45,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed() {
-        assert_eq!(TokenName::parse("  deploy bot ").unwrap().as_str(), "deploy bot");
+        assert_eq!(
+            TokenName::parse("  deploy bot ").unwrap().as_str(),
+            "deploy bot"
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ pub struct AuditActor {
 
 impl AuditActor {
     pub fn user(user: &SignedInUser) -> Self {
-        Self { user_id: Some(user.id.0), token_id: None, label: user.email.clone() }
+        Self {
+            user_id: Some(user.id.0),
+            token_id: None,
+            label: user.email.clone(),
+        }
     }
 
     pub fn token(principal: &Principal) -> Self {
@@ -28,7 +32,11 @@ impl AuditActor {
     }
 
     pub fn system(label: &str) -> Self {
-        Self { user_id: None, token_id: None, label: label.to_owned() }
+        Self {
+            user_id: None,
+            token_id: None,
+            label: label.to_owned(),
+        }
     }
 }
 
@@ -41,7 +49,13 @@ pub struct Event<'a> {
     pub detail: &'a str,
 }
 
-pub async fn record(tx: &mut Tx, actor: &AuditActor, meta: &RequestMeta, event: Event<'_>, now: i64) -> Result<(), sqlx::Error> {
+pub async fn record(
+    tx: &mut Tx,
+    actor: &AuditActor,
+    meta: &RequestMeta,
+    event: Event<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     storage::audit::insert(
         &mut **tx,
         &NewAuditEvent {
@@ -73,15 +87,29 @@ pub struct AuditPage {
 
 impl Tollgate {
     /// The audit log of a workspace; the caller has checked the Admin role.
-    pub async fn audit_log(&self, workspace: WorkspaceId, before: Option<i64>, limit: Option<i64>) -> Result<AuditPage, ServiceError> {
+    pub async fn audit_log(
+        &self,
+        workspace: WorkspaceId,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<AuditPage, ServiceError> {
         let limit = clamp_limit(limit);
-        let mut events = storage::audit::page(self.db.pool(), workspace.0, before.unwrap_or(i64::MAX), limit + 1).await?;
+        let mut events = storage::audit::page(
+            self.db.pool(),
+            workspace.0,
+            before.unwrap_or(i64::MAX),
+            limit + 1,
+        )
+        .await?;
         let next_cursor = if events.len() as i64 > limit {
             events.truncate(limit as usize);
             events.last().map(|e| e.id)
         } else {
             None
         };
-        Ok(AuditPage { events, next_cursor })
+        Ok(AuditPage {
+            events,
+            next_cursor,
+        })
     }
 }

@@ -6,7 +6,9 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::domain::{Email, NewPassword, Role, UserId, ValidationError, WorkspaceId, sha256_hex};
 use crate::service::audit::{self, AuditActor, Event};
-use crate::service::{Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, tokens::require};
+use crate::service::{
+    Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, tokens::require,
+};
 use crate::storage::invitations::{InvitationRow, NewInvitation};
 use crate::storage::organizations::MemberRow;
 use crate::storage::{self};
@@ -33,30 +35,56 @@ pub struct AcceptInput<'a> {
 }
 
 impl Tollgate {
-    pub async fn members(&self, workspace: WorkspaceId, after: Option<i64>, limit: Option<i64>) -> Result<MemberPage, ServiceError> {
+    pub async fn members(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<MemberPage, ServiceError> {
         let limit = clamp_limit(limit);
-        let mut members = storage::organizations::members_of_workspace(self.db.pool(), workspace.0, after.unwrap_or(0), limit + 1).await?;
+        let mut members = storage::organizations::members_of_workspace(
+            self.db.pool(),
+            workspace.0,
+            after.unwrap_or(0),
+            limit + 1,
+        )
+        .await?;
         let next_cursor = if members.len() as i64 > limit {
             members.truncate(limit as usize);
             members.last().map(|m| m.user_id)
         } else {
             None
         };
-        Ok(MemberPage { members, next_cursor })
+        Ok(MemberPage {
+            members,
+            next_cursor,
+        })
     }
 
     /// `GET /api/v1/members` with an Admin token.
-    pub async fn api_members(&self, caller: &Principal, after: Option<i64>, limit: Option<i64>) -> Result<MemberPage, ServiceError> {
+    pub async fn api_members(
+        &self,
+        caller: &Principal,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<MemberPage, ServiceError> {
         require(caller, Role::Admin)?;
         self.members(caller.workspace_id, after, limit).await
     }
 
-    pub async fn pending_invitations(&self, workspace: WorkspaceId, now: i64) -> Result<Vec<InvitationRow>, ServiceError> {
+    pub async fn pending_invitations(
+        &self,
+        workspace: WorkspaceId,
+        now: i64,
+    ) -> Result<Vec<InvitationRow>, ServiceError> {
         Ok(storage::invitations::pending_for_workspace(self.db.pool(), workspace.0, now).await?)
     }
 
     /// Admins of a workspace, for the "ask your Admin" help line.
-    pub async fn admin_contacts(&self, workspace: WorkspaceId) -> Result<Vec<(String, String)>, ServiceError> {
+    pub async fn admin_contacts(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
         Ok(storage::organizations::admin_contacts(self.db.pool(), workspace.0).await?)
     }
 
@@ -72,8 +100,14 @@ impl Tollgate {
         let email = Email::parse(email).map_err(|e| ServiceError::invalid("email", e))?;
         let role: Role = role.parse().map_err(|e| ServiceError::invalid("role", e))?;
         if let Some(user) = storage::users::find_by_email(self.db.pool(), email.as_str()).await? {
-            if storage::organizations::find_member(self.db.pool(), workspace.0, user.id).await?.is_some() {
-                return Err(ServiceError::Conflict { field: "email", message: format!("{email} is already a member of this workspace.") });
+            if storage::organizations::find_member(self.db.pool(), workspace.0, user.id)
+                .await?
+                .is_some()
+            {
+                return Err(ServiceError::Conflict {
+                    field: "email",
+                    message: format!("{email} is already a member of this workspace."),
+                });
             }
         }
         let code = Alphanumeric.sample_string(&mut rand::rng(), 32);
@@ -88,34 +122,65 @@ impl Tollgate {
             expires_at: now + INVITATION_DAYS * 86_400,
         };
         let id = storage::invitations::insert(&mut *tx, &invitation).await?;
-        let event = Event { workspace_id: Some(workspace), action: "member.invited", target_id: Some(id), target_label: email.as_str(), detail: role.label() };
+        let event = Event {
+            workspace_id: Some(workspace),
+            action: "member.invited",
+            target_id: Some(id),
+            target_label: email.as_str(),
+            detail: role.label(),
+        };
         audit::record(&mut tx, actor, meta, event, now).await?;
         tx.commit().await?;
-        Ok(Invitation { code, email: email.to_string(), role })
+        Ok(Invitation {
+            code,
+            email: email.to_string(),
+            role,
+        })
     }
 
-    pub async fn open_invitation(&self, code: &str, now: i64) -> Result<InvitationRow, ServiceError> {
-        storage::invitations::find_open_by_code(self.db.pool(), &sha256_hex(code), now).await?.ok_or(ServiceError::NotFound)
+    pub async fn open_invitation(
+        &self,
+        code: &str,
+        now: i64,
+    ) -> Result<InvitationRow, ServiceError> {
+        storage::invitations::find_open_by_code(self.db.pool(), &sha256_hex(code), now)
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     /// Accepts an invitation: creates the account (or adds an existing one to
     /// the workspace) with the invited role.
-    pub async fn accept_invitation(&self, code: &str, input: AcceptInput<'_>, meta: &RequestMeta, now: i64) -> Result<UserId, ServiceError> {
+    pub async fn accept_invitation(
+        &self,
+        code: &str,
+        input: AcceptInput<'_>,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<UserId, ServiceError> {
         let invitation = self.open_invitation(code, now).await?;
-        let email = Email::parse(&invitation.email).map_err(|e| ServiceError::invalid("email", e))?;
+        let email =
+            Email::parse(&invitation.email).map_err(|e| ServiceError::invalid("email", e))?;
         let existing = storage::users::find_by_email(self.db.pool(), email.as_str()).await?;
         let hash = match &existing {
             Some(_) => None,
             None => {
-                let password = NewPassword::parse(input.password).map_err(|e| ServiceError::invalid("password", e))?;
+                let password = NewPassword::parse(input.password)
+                    .map_err(|e| ServiceError::invalid("password", e))?;
                 Some(passwords::hash(&password).await?)
             }
         };
         let name = input.name.trim();
         if name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ServiceError::invalid("name", ValidationError::new("The name must be at most 100 characters.")));
+            return Err(ServiceError::invalid(
+                "name",
+                ValidationError::new("The name must be at most 100 characters."),
+            ));
         }
-        let name = if name.is_empty() { email.as_str().split('@').next().unwrap_or_default() } else { name };
+        let name = if name.is_empty() {
+            email.as_str().split('@').next().unwrap_or_default()
+        } else {
+            name
+        };
 
         let mut tx = self.db.begin().await?;
         if !storage::invitations::accept(&mut *tx, invitation.id, now).await? {
@@ -123,13 +188,32 @@ impl Tollgate {
         }
         let user_id = match (existing, hash) {
             (Some(user), _) => user.id,
-            (None, Some(hash)) => crate::service::auth::insert_user(&mut tx, &email, name, &hash, now).await?,
+            (None, Some(hash)) => {
+                crate::service::auth::insert_user(&mut tx, &email, name, &hash, now).await?
+            }
             (None, None) => return Err(ServiceError::NotFound),
         };
         let role = storage::organizations::role_of(&invitation.role);
-        storage::organizations::insert_membership(&mut *tx, invitation.workspace_id, user_id, role, now).await?;
-        let actor = AuditActor { user_id: Some(user_id), token_id: None, label: email.to_string() };
-        let event = Event { workspace_id: Some(WorkspaceId(invitation.workspace_id)), action: "member.joined", target_id: Some(user_id), target_label: email.as_str(), detail: role.label() };
+        storage::organizations::insert_membership(
+            &mut *tx,
+            invitation.workspace_id,
+            user_id,
+            role,
+            now,
+        )
+        .await?;
+        let actor = AuditActor {
+            user_id: Some(user_id),
+            token_id: None,
+            label: email.to_string(),
+        };
+        let event = Event {
+            workspace_id: Some(WorkspaceId(invitation.workspace_id)),
+            action: "member.joined",
+            target_id: Some(user_id),
+            target_label: email.as_str(),
+            detail: role.label(),
+        };
         audit::record(&mut tx, &actor, meta, event, now).await?;
         tx.commit().await?;
         Ok(UserId(user_id))
@@ -148,28 +232,62 @@ impl Tollgate {
     ) -> Result<(), ServiceError> {
         let role: Role = role.parse().map_err(|e| ServiceError::invalid("role", e))?;
         let mut tx = self.db.begin().await?;
-        let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0).await?.ok_or(ServiceError::NotFound)?;
-        if target.role() == Role::Admin && role != Role::Admin && storage::organizations::count_admins(&mut *tx, workspace.0).await? <= 1 {
-            return Err(ServiceError::Conflict { field: "role", message: "A workspace needs at least one Admin.".to_owned() });
+        let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if target.role() == Role::Admin
+            && role != Role::Admin
+            && storage::organizations::count_admins(&mut *tx, workspace.0).await? <= 1
+        {
+            return Err(ServiceError::Conflict {
+                field: "role",
+                message: "A workspace needs at least one Admin.".to_owned(),
+            });
         }
         storage::organizations::set_role(&mut *tx, workspace.0, member.0, role).await?;
         let detail = format!("{} → {}", target.role().label(), role.label());
-        let event = Event { workspace_id: Some(workspace), action: "member.role_changed", target_id: Some(member.0), target_label: &target.email, detail: &detail };
+        let event = Event {
+            workspace_id: Some(workspace),
+            action: "member.role_changed",
+            target_id: Some(member.0),
+            target_label: &target.email,
+            detail: &detail,
+        };
         audit::record(&mut tx, actor, meta, event, now).await?;
         self.commit_token_change(tx).await
     }
 
     /// Removes a member from a workspace and deletes their tokens there.
-    pub async fn remove_member(&self, workspace: WorkspaceId, member: UserId, actor: &AuditActor, meta: &RequestMeta, now: i64) -> Result<(), ServiceError> {
+    pub async fn remove_member(
+        &self,
+        workspace: WorkspaceId,
+        member: UserId,
+        actor: &AuditActor,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<(), ServiceError> {
         let mut tx = self.db.begin().await?;
-        let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0).await?.ok_or(ServiceError::NotFound)?;
-        if target.role() == Role::Admin && storage::organizations::count_admins(&mut *tx, workspace.0).await? <= 1 {
-            return Err(ServiceError::Conflict { field: "member", message: "A workspace needs at least one Admin.".to_owned() });
+        let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if target.role() == Role::Admin
+            && storage::organizations::count_admins(&mut *tx, workspace.0).await? <= 1
+        {
+            return Err(ServiceError::Conflict {
+                field: "member",
+                message: "A workspace needs at least one Admin.".to_owned(),
+            });
         }
         storage::users::lock_tokens(&mut *tx, member.0).await?;
         storage::tokens::delete_member_tokens_in_workspace(&mut *tx, workspace.0, member.0).await?;
         storage::organizations::remove_membership(&mut *tx, workspace.0, member.0).await?;
-        let event = Event { workspace_id: Some(workspace), action: "member.removed", target_id: Some(member.0), target_label: &target.email, detail: "" };
+        let event = Event {
+            workspace_id: Some(workspace),
+            action: "member.removed",
+            target_id: Some(member.0),
+            target_label: &target.email,
+            detail: "",
+        };
         audit::record(&mut tx, actor, meta, event, now).await?;
         self.commit_token_change(tx).await
     }
@@ -186,16 +304,31 @@ impl Tollgate {
         now: i64,
     ) -> Result<(), ServiceError> {
         if actor.user_id == Some(member.0) {
-            return Err(ServiceError::Conflict { field: "member", message: "You can not disable your own account.".to_owned() });
+            return Err(ServiceError::Conflict {
+                field: "member",
+                message: "You can not disable your own account.".to_owned(),
+            });
         }
         let mut tx = self.db.begin().await?;
-        let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0).await?.ok_or(ServiceError::NotFound)?;
+        let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         storage::users::set_disabled(&mut *tx, member.0, disabled.then_some(now)).await?;
         if disabled {
             storage::sessions::delete_for_user(&mut *tx, member.0).await?;
         }
-        let action = if disabled { "member.disabled" } else { "member.enabled" };
-        let event = Event { workspace_id: Some(workspace), action, target_id: Some(member.0), target_label: &target.email, detail: "" };
+        let action = if disabled {
+            "member.disabled"
+        } else {
+            "member.enabled"
+        };
+        let event = Event {
+            workspace_id: Some(workspace),
+            action,
+            target_id: Some(member.0),
+            target_label: &target.email,
+            detail: "",
+        };
         audit::record(&mut tx, actor, meta, event, now).await?;
         self.commit_token_change(tx).await
     }

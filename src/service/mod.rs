@@ -27,7 +27,11 @@ pub struct Tollgate {
 
 impl Tollgate {
     pub fn new(db: Db, support_contact: Option<String>) -> Self {
-        Self { db, tokens: Arc::new(TokenCache::new()), support_contact }
+        Self {
+            db,
+            tokens: Arc::new(TokenCache::new()),
+            support_contact,
+        }
     }
 }
 
@@ -35,7 +39,10 @@ impl Tollgate {
 pub enum ServiceError {
     /// Bad input; `field` names the form field the message belongs to.
     #[error("{message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// Absent, or not visible to the actor: never reveals which.
     #[error("not found")]
     NotFound,
@@ -44,18 +51,27 @@ pub enum ServiceError {
     Forbidden { code: &'static str, message: String },
     /// Clashes with what exists (a taken name, a full quota).
     #[error("{message}")]
-    Conflict { field: &'static str, message: String },
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
 impl ServiceError {
     pub fn invalid(field: &'static str, err: ValidationError) -> Self {
-        Self::Invalid { field, message: err.0 }
+        Self::Invalid {
+            field,
+            message: err.0,
+        }
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Forbidden { code, message: message.into() }
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -91,7 +107,9 @@ pub struct SignedInUser {
 
 impl SignedInUser {
     pub fn membership(&self, workspace: WorkspaceId) -> Option<&Membership> {
-        self.memberships.iter().find(|m| m.workspace_id == workspace)
+        self.memberships
+            .iter()
+            .find(|m| m.workspace_id == workspace)
     }
 
     /// The member's highest role in any workspace.

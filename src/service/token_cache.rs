@@ -111,16 +111,26 @@ impl TokenCache {
     }
 
     /// Checks a well-formed token: cache first, then one indexed query.
-    pub async fn authenticate(&self, db: &Db, token: &PlainToken, now: i64) -> Result<Result<Principal, AuthFailure>, sqlx::Error> {
+    pub async fn authenticate(
+        &self,
+        db: &Db,
+        token: &PlainToken,
+        now: i64,
+    ) -> Result<Result<Principal, AuthFailure>, sqlx::Error> {
         let digest = token.digest();
         let entry = match self.cached(digest.as_str()) {
             Some(entry) => entry,
             None => {
                 let generation = self.generation.load(Ordering::Acquire);
-                let Some(row) = storage::tokens::find_auth_by_digest(db.pool(), digest.as_str()).await? else {
+                let Some(row) =
+                    storage::tokens::find_auth_by_digest(db.pool(), digest.as_str()).await?
+                else {
                     return Ok(Err(AuthFailure::Unknown));
                 };
-                let entry = Arc::new(Entry { last_used: AtomicI64::new(row.last_used_at.unwrap_or(0)), row });
+                let entry = Arc::new(Entry {
+                    last_used: AtomicI64::new(row.last_used_at.unwrap_or(0)),
+                    row,
+                });
                 self.remember(digest.as_str(), &entry, generation);
                 entry
             }
@@ -143,7 +153,9 @@ impl TokenCache {
         if !self.enabled.load(Ordering::Acquire) {
             return;
         }
-        let Ok(mut entries) = self.entries.write() else { return };
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
         // Checked under the write lock that `clear` also takes: a change that
         // committed after our query began has bumped the generation.
         if self.generation.load(Ordering::Acquire) != generation {
@@ -198,9 +210,14 @@ impl TokenCache {
     /// notification that goes out to every instance at commit.
     pub async fn announce_change(&self, db: &Db, tx: &mut Tx) -> Result<ChangeTicket, sqlx::Error> {
         if db.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut **tx).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CHANNEL)
+                .execute(&mut **tx)
+                .await?;
         }
-        Ok(ChangeTicket { heard_before: self.heard.load(Ordering::Acquire) })
+        Ok(ChangeTicket {
+            heard_before: self.heard.load(Ordering::Acquire),
+        })
     }
 
     /// After commit: clear this instance and wait (briefly) until our own
@@ -220,7 +237,10 @@ impl TokenCache {
                 signal.await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(2), wait).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), wait)
+            .await
+            .is_err()
+        {
             tracing::warn!("token change notification was not echoed within 2 s");
         }
     }
@@ -238,7 +258,9 @@ impl TokenCache {
                     Ok(()) => self.serve_notifications(&mut listener).await,
                     Err(err) => tracing::warn!(error = %err, "LISTEN failed; token cache bypassed"),
                 },
-                Err(err) => tracing::warn!(error = %err, "token listener can not connect; token cache bypassed"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "token listener can not connect; token cache bypassed")
+                }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -279,7 +301,11 @@ fn judge(row: &AuthRow, now: i64) -> Result<Principal, AuthFailure> {
     if row.disabled_at.is_some() {
         return Err(AuthFailure::OwnerDisabled);
     }
-    let role = row.role.as_deref().map(role_of).ok_or(AuthFailure::NotAMember)?;
+    let role = row
+        .role
+        .as_deref()
+        .map(role_of)
+        .ok_or(AuthFailure::NotAMember)?;
     if !role.may_use_tokens() {
         return Err(AuthFailure::OwnerReadOnly);
     }

@@ -5,7 +5,9 @@
 //! delete only their own tokens (anything else is "not found"); Admins may
 //! list and revoke every token of a workspace they administer.
 
-use crate::domain::{Expiry, PlainToken, Role, Scope, TokenId, TokenName, UserId, ValidationError, WorkspaceId};
+use crate::domain::{
+    Expiry, PlainToken, Role, Scope, TokenId, TokenName, UserId, ValidationError, WorkspaceId,
+};
 use crate::service::audit::{self, AuditActor, Event};
 use crate::service::{Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit};
 use crate::storage::tokens::{NewToken, TokenRow};
@@ -48,7 +50,10 @@ fn page_of(mut tokens: Vec<TokenRow>, limit: i64) -> TokenPage {
     } else {
         None
     };
-    TokenPage { tokens, next_cursor }
+    TokenPage {
+        tokens,
+        next_cursor,
+    }
 }
 
 fn cannot_create() -> ServiceError {
@@ -64,16 +69,37 @@ impl Tollgate {
         Ok(storage::tokens::list_for_user(self.db.pool(), user.id.0).await?)
     }
 
-    pub async fn own_token(&self, user: &SignedInUser, id: TokenId) -> Result<TokenRow, ServiceError> {
-        storage::tokens::find_for_user(self.db.pool(), user.id.0, id.0).await?.ok_or(ServiceError::NotFound)
+    pub async fn own_token(
+        &self,
+        user: &SignedInUser,
+        id: TokenId,
+    ) -> Result<TokenRow, ServiceError> {
+        storage::tokens::find_for_user(self.db.pool(), user.id.0, id.0)
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
-    pub async fn generate_token(&self, user: &SignedInUser, request: &GenerateRequest, meta: &RequestMeta, now: i64) -> Result<IssuedToken, ServiceError> {
+    pub async fn generate_token(
+        &self,
+        user: &SignedInUser,
+        request: &GenerateRequest,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<IssuedToken, ServiceError> {
         let membership = match request.workspace.as_deref().filter(|w| !w.is_empty()) {
             Some(raw) => {
-                let id: i64 = raw.parse().map_err(|_| ServiceError::invalid("workspace", ValidationError::new("Choose a workspace from the list.")))?;
-                user.membership(WorkspaceId(id))
-                    .ok_or_else(|| ServiceError::invalid("workspace", ValidationError::new("Choose a workspace from the list.")))?
+                let id: i64 = raw.parse().map_err(|_| {
+                    ServiceError::invalid(
+                        "workspace",
+                        ValidationError::new("Choose a workspace from the list."),
+                    )
+                })?;
+                user.membership(WorkspaceId(id)).ok_or_else(|| {
+                    ServiceError::invalid(
+                        "workspace",
+                        ValidationError::new("Choose a workspace from the list."),
+                    )
+                })?
             }
             None => user.token_workspaces().next().ok_or_else(cannot_create)?,
         };
@@ -82,13 +108,21 @@ impl Tollgate {
         }
         let name = TokenName::parse(&request.name).map_err(|e| ServiceError::invalid("name", e))?;
         let scope = match request.scope.as_deref().filter(|s| !s.is_empty()) {
-            Some(raw) => raw.parse::<Scope>().map_err(|_| ServiceError::invalid("scope", ValidationError::new("Choose a scope from the list.")))?,
+            Some(raw) => raw.parse::<Scope>().map_err(|_| {
+                ServiceError::invalid(
+                    "scope",
+                    ValidationError::new("Choose a scope from the list."),
+                )
+            })?,
             None => membership.role.default_scope(),
         };
         if scope > membership.role {
             return Err(ServiceError::invalid(
                 "scope",
-                ValidationError::new(format!("A token's scope can not exceed your role ({}).", membership.role.label())),
+                ValidationError::new(format!(
+                    "A token's scope can not exceed your role ({}).",
+                    membership.role.label()
+                )),
             ));
         }
         let expiry = match request.expiry.as_deref().filter(|s| !s.is_empty()) {
@@ -103,11 +137,16 @@ impl Tollgate {
         if storage::tokens::count_live(&mut *tx, user.id.0, now).await? >= MAX_LIVE_TOKENS {
             return Err(ServiceError::Conflict {
                 field: "name",
-                message: format!("You already have {MAX_LIVE_TOKENS} tokens, the most a member may hold. Delete one you no longer use first."),
+                message: format!(
+                    "You already have {MAX_LIVE_TOKENS} tokens, the most a member may hold. Delete one you no longer use first."
+                ),
             });
         }
         if storage::tokens::live_name_taken(&mut *tx, user.id.0, name.as_str(), now).await? {
-            return Err(ServiceError::Conflict { field: "name", message: format!("You already have a token named “{name}”. Choose another name.") });
+            return Err(ServiceError::Conflict {
+                field: "name",
+                message: format!("You already have a token named “{name}”. Choose another name."),
+            });
         }
         let new = NewToken {
             user_id: user.id.0,
@@ -120,47 +159,108 @@ impl Tollgate {
             expires_at: expiry.expires_at(now),
         };
         let id = storage::tokens::insert(&mut *tx, &new).await?;
-        let detail = format!("scope {}, expires {}", scope.label(), expiry.label().to_lowercase());
-        let event = Event { workspace_id: Some(membership.workspace_id), action: "token.created", target_id: Some(id), target_label: name.as_str(), detail: &detail };
+        let detail = format!(
+            "scope {}, expires {}",
+            scope.label(),
+            expiry.label().to_lowercase()
+        );
+        let event = Event {
+            workspace_id: Some(membership.workspace_id),
+            action: "token.created",
+            target_id: Some(id),
+            target_label: name.as_str(),
+            detail: &detail,
+        };
         audit::record(&mut tx, &AuditActor::user(user), meta, event, now).await?;
-        let row = storage::tokens::find_for_user(&mut *tx, user.id.0, id).await?.ok_or(ServiceError::NotFound)?;
+        let row = storage::tokens::find_for_user(&mut *tx, user.id.0, id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         tx.commit().await?;
         tracing::info!(token_id = id, user_id = user.id.0, "token created");
-        Ok(IssuedToken { id: TokenId(id), name: name.to_string(), token, row })
+        Ok(IssuedToken {
+            id: TokenId(id),
+            name: name.to_string(),
+            token,
+            row,
+        })
     }
 
     /// Deletes one of the member's own tokens; another member's token is
     /// "not found", whether or not it exists.
-    pub async fn delete_own_token(&self, user: &SignedInUser, id: TokenId, meta: &RequestMeta, now: i64) -> Result<TokenRow, ServiceError> {
-        self.delete_token_of(user.id, id, &AuditActor::user(user), meta, now).await
+    pub async fn delete_own_token(
+        &self,
+        user: &SignedInUser,
+        id: TokenId,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<TokenRow, ServiceError> {
+        self.delete_token_of(user.id, id, &AuditActor::user(user), meta, now)
+            .await
     }
 
     /// `DELETE /api/v1/tokens/{id}`: a Read-Write token deletes one of its
     /// owner's tokens (possibly itself).
-    pub async fn api_delete_token(&self, caller: &Principal, id: TokenId, meta: &RequestMeta, now: i64) -> Result<TokenRow, ServiceError> {
+    pub async fn api_delete_token(
+        &self,
+        caller: &Principal,
+        id: TokenId,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<TokenRow, ServiceError> {
         require(caller, Role::ReadWrite)?;
-        self.delete_token_of(caller.user_id, id, &AuditActor::token(caller), meta, now).await
+        self.delete_token_of(caller.user_id, id, &AuditActor::token(caller), meta, now)
+            .await
     }
 
-    async fn delete_token_of(&self, owner: UserId, id: TokenId, actor: &AuditActor, meta: &RequestMeta, now: i64) -> Result<TokenRow, ServiceError> {
+    async fn delete_token_of(
+        &self,
+        owner: UserId,
+        id: TokenId,
+        actor: &AuditActor,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<TokenRow, ServiceError> {
         let mut tx = self.db.begin().await?;
         lock_user_tokens(&mut tx, owner).await?;
-        let row = storage::tokens::find_for_user(&mut *tx, owner.0, id.0).await?.ok_or(ServiceError::NotFound)?;
+        let row = storage::tokens::find_for_user(&mut *tx, owner.0, id.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         storage::tokens::delete(&mut *tx, id.0).await?;
-        let event = Event { workspace_id: Some(WorkspaceId(row.workspace_id)), action: "token.deleted", target_id: Some(row.id), target_label: &row.name, detail: "" };
+        let event = Event {
+            workspace_id: Some(WorkspaceId(row.workspace_id)),
+            action: "token.deleted",
+            target_id: Some(row.id),
+            target_label: &row.name,
+            detail: "",
+        };
         audit::record(&mut tx, actor, meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(row)
     }
 
     /// An Admin revokes one token of a workspace they administer.
-    pub async fn revoke_workspace_token(&self, workspace: WorkspaceId, id: TokenId, actor: &AuditActor, meta: &RequestMeta, now: i64) -> Result<TokenRow, ServiceError> {
+    pub async fn revoke_workspace_token(
+        &self,
+        workspace: WorkspaceId,
+        id: TokenId,
+        actor: &AuditActor,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<TokenRow, ServiceError> {
         let mut tx = self.db.begin().await?;
-        let row = storage::tokens::find_in_workspace(&mut *tx, workspace.0, id.0).await?.ok_or(ServiceError::NotFound)?;
+        let row = storage::tokens::find_in_workspace(&mut *tx, workspace.0, id.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         lock_user_tokens(&mut tx, UserId(row.user_id)).await?;
         storage::tokens::delete(&mut *tx, id.0).await?;
         let detail = format!("owner {}", row.owner_email);
-        let event = Event { workspace_id: Some(workspace), action: "token.revoked", target_id: Some(row.id), target_label: &row.name, detail: &detail };
+        let event = Event {
+            workspace_id: Some(workspace),
+            action: "token.revoked",
+            target_id: Some(row.id),
+            target_label: &row.name,
+            detail: &detail,
+        };
         audit::record(&mut tx, actor, meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(row)
@@ -168,12 +268,23 @@ impl Tollgate {
 
     /// "Revoke all" on the tokens tab: deletes every token the member holds
     /// at the moment of confirmation. Returns how many were revoked.
-    pub async fn revoke_all_own(&self, user: &SignedInUser, meta: &RequestMeta, now: i64) -> Result<usize, ServiceError> {
+    pub async fn revoke_all_own(
+        &self,
+        user: &SignedInUser,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<usize, ServiceError> {
         let mut tx = self.db.begin().await?;
         lock_user_tokens(&mut tx, user.id).await?;
         let revoked = storage::tokens::delete_all_for_user(&mut *tx, user.id.0).await?;
         let detail = format!("{} token(s)", revoked.len());
-        let event = Event { workspace_id: None, action: "token.revoked_all", target_id: Some(user.id.0), target_label: &user.email, detail: &detail };
+        let event = Event {
+            workspace_id: None,
+            action: "token.revoked_all",
+            target_id: Some(user.id.0),
+            target_label: &user.email,
+            detail: &detail,
+        };
         audit::record(&mut tx, &AuditActor::user(user), meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(revoked.len())
@@ -181,37 +292,88 @@ impl Tollgate {
 
     /// `POST /api/v1/tokens/self/rotate`: the calling token gets a new secret
     /// and keeps its id, name, scope and expiry; the old secret stops working.
-    pub async fn rotate_token(&self, caller: &Principal, meta: &RequestMeta, now: i64) -> Result<IssuedToken, ServiceError> {
+    pub async fn rotate_token(
+        &self,
+        caller: &Principal,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<IssuedToken, ServiceError> {
         require(caller, Role::ReadWrite)?;
         let token = PlainToken::generate();
         let mut tx = self.db.begin().await?;
         lock_user_tokens(&mut tx, caller.user_id).await?;
-        if storage::tokens::replace_secret(&mut *tx, caller.token_id.0, token.digest().as_str(), token.last4()).await? != 1 {
+        if storage::tokens::replace_secret(
+            &mut *tx,
+            caller.token_id.0,
+            token.digest().as_str(),
+            token.last4(),
+        )
+        .await?
+            != 1
+        {
             return Err(ServiceError::NotFound);
         }
-        let row = storage::tokens::find_for_user(&mut *tx, caller.user_id.0, caller.token_id.0).await?.ok_or(ServiceError::NotFound)?;
-        let event = Event { workspace_id: Some(caller.workspace_id), action: "token.rotated", target_id: Some(row.id), target_label: &row.name, detail: "" };
+        let row = storage::tokens::find_for_user(&mut *tx, caller.user_id.0, caller.token_id.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let event = Event {
+            workspace_id: Some(caller.workspace_id),
+            action: "token.rotated",
+            target_id: Some(row.id),
+            target_label: &row.name,
+            detail: "",
+        };
         audit::record(&mut tx, &AuditActor::token(caller), meta, event, now).await?;
         self.commit_token_change(tx).await?;
-        Ok(IssuedToken { id: TokenId(row.id), name: row.name.clone(), token, row })
+        Ok(IssuedToken {
+            id: TokenId(row.id),
+            name: row.name.clone(),
+            token,
+            row,
+        })
     }
 
     /// `GET /api/v1/tokens`: the caller's tokens, metadata only.
-    pub async fn api_own_tokens(&self, caller: &Principal, after: Option<i64>, limit: Option<i64>) -> Result<TokenPage, ServiceError> {
+    pub async fn api_own_tokens(
+        &self,
+        caller: &Principal,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<TokenPage, ServiceError> {
         require(caller, Role::ReadOnly)?;
         let limit = clamp_limit(limit);
-        let rows = storage::tokens::page_for_user(self.db.pool(), caller.user_id.0, after.unwrap_or(0), limit + 1).await?;
+        let rows = storage::tokens::page_for_user(
+            self.db.pool(),
+            caller.user_id.0,
+            after.unwrap_or(0),
+            limit + 1,
+        )
+        .await?;
         Ok(page_of(rows, limit))
     }
 
     /// Every token of a workspace, for its Admins.
-    pub async fn workspace_tokens(&self, workspace: WorkspaceId, after: Option<i64>, limit: Option<i64>) -> Result<TokenPage, ServiceError> {
+    pub async fn workspace_tokens(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<TokenPage, ServiceError> {
         let limit = clamp_limit(limit);
-        let rows = storage::tokens::page_for_workspace(self.db.pool(), workspace.0, after.unwrap_or(0), limit + 1).await?;
+        let rows = storage::tokens::page_for_workspace(
+            self.db.pool(),
+            workspace.0,
+            after.unwrap_or(0),
+            limit + 1,
+        )
+        .await?;
         Ok(page_of(rows, limit))
     }
 
-    pub async fn count_workspace_tokens(&self, workspace: WorkspaceId) -> Result<i64, ServiceError> {
+    pub async fn count_workspace_tokens(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<i64, ServiceError> {
         Ok(storage::tokens::count_for_workspace(self.db.pool(), workspace.0).await?)
     }
 
@@ -228,29 +390,67 @@ impl Tollgate {
         let mut tx = self.db.begin().await?;
         let (revoked, target_label) = match member {
             Some(member) => {
-                let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0).await?.ok_or(ServiceError::NotFound)?;
+                let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
+                    .await?
+                    .ok_or(ServiceError::NotFound)?;
                 lock_user_tokens(&mut tx, member).await?;
-                (storage::tokens::delete_member_tokens_in_workspace(&mut *tx, workspace.0, member.0).await?, target.email)
+                (
+                    storage::tokens::delete_member_tokens_in_workspace(
+                        &mut *tx,
+                        workspace.0,
+                        member.0,
+                    )
+                    .await?,
+                    target.email,
+                )
             }
-            None => (storage::tokens::delete_all_in_workspace(&mut *tx, workspace.0).await?, "every member".to_owned()),
+            None => (
+                storage::tokens::delete_all_in_workspace(&mut *tx, workspace.0).await?,
+                "every member".to_owned(),
+            ),
         };
         let detail = format!("{} token(s)", revoked.len());
-        let event = Event { workspace_id: Some(workspace), action: "workspace.tokens_revoked", target_id: member.map(|m| m.0), target_label: &target_label, detail: &detail };
+        let event = Event {
+            workspace_id: Some(workspace),
+            action: "workspace.tokens_revoked",
+            target_id: member.map(|m| m.0),
+            target_label: &target_label,
+            detail: &detail,
+        };
         audit::record(&mut tx, actor, meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(revoked.len())
     }
 
     /// `POST /api/v1/workspace/tokens/revoke-all` with an Admin token.
-    pub async fn api_revoke_workspace_tokens(&self, caller: &Principal, member: Option<UserId>, meta: &RequestMeta, now: i64) -> Result<usize, ServiceError> {
+    pub async fn api_revoke_workspace_tokens(
+        &self,
+        caller: &Principal,
+        member: Option<UserId>,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<usize, ServiceError> {
         require(caller, Role::Admin)?;
-        self.revoke_workspace_tokens(caller.workspace_id, member, &AuditActor::token(caller), meta, now).await
+        self.revoke_workspace_tokens(
+            caller.workspace_id,
+            member,
+            &AuditActor::token(caller),
+            meta,
+            now,
+        )
+        .await
     }
 
     /// `GET /api/v1/workspace/tokens` with an Admin token.
-    pub async fn api_workspace_tokens(&self, caller: &Principal, after: Option<i64>, limit: Option<i64>) -> Result<TokenPage, ServiceError> {
+    pub async fn api_workspace_tokens(
+        &self,
+        caller: &Principal,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<TokenPage, ServiceError> {
         require(caller, Role::Admin)?;
-        self.workspace_tokens(caller.workspace_id, after, limit).await
+        self.workspace_tokens(caller.workspace_id, after, limit)
+            .await
     }
 
     /// Commits a transaction that changed who may use which token, and makes
@@ -270,10 +470,18 @@ pub fn require(caller: &Principal, needed: Role) -> Result<(), ServiceError> {
     }
     Err(ServiceError::forbidden(
         "insufficient_scope",
-        format!("This needs a token with the {} scope; this token has {}.", needed.label(), caller.effective().label()),
+        format!(
+            "This needs a token with the {} scope; this token has {}.",
+            needed.label(),
+            caller.effective().label()
+        ),
     ))
 }
 
 async fn lock_user_tokens(tx: &mut Tx, user: UserId) -> Result<(), ServiceError> {
-    if storage::users::lock_tokens(&mut **tx, user.0).await? { Ok(()) } else { Err(ServiceError::NotFound) }
+    if storage::users::lock_tokens(&mut **tx, user.0).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound)
+    }
 }

@@ -32,7 +32,10 @@ pub struct NewAuditEvent<'a> {
     pub created_at: i64,
 }
 
-pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, e: &NewAuditEvent<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    e: &NewAuditEvent<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_events (workspace_id, actor_user_id, actor_token_id, actor_label, action, \
          target_id, target_label, detail, ip, user_agent, created_at) \

@@ -32,7 +32,10 @@ macro_rules! columns {
     };
 }
 
-pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, inv: &NewInvitation<'_>) -> Result<i64, sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    inv: &NewInvitation<'_>,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO invitations (workspace_id, email, role, code_digest, invited_by, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -65,7 +68,11 @@ pub async fn find_open_by_code<'e>(
 }
 
 /// Marks an open invitation accepted; false when someone else was first.
-pub async fn accept<'e>(ex: impl Executor<'e, Database = Any>, id: i64, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn accept<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     sqlx::query("UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL")
         .bind(now)
         .bind(id)

@@ -38,7 +38,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,10 +63,15 @@ impl Db {
         if backend == Backend::Sqlite {
             create_sqlite_folder(url)?;
             if !connect_url.contains("mode=") {
-                connect_url.push_str(if connect_url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                connect_url.push_str(if connect_url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
         }
-        let options = AnyConnectOptions::from_str(&connect_url).context("reading the database URL")?;
+        let options =
+            AnyConnectOptions::from_str(&connect_url).context("reading the database URL")?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .min_connections(1)
@@ -87,7 +94,11 @@ impl Db {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
-        Ok(Self { pool, backend, url: url.to_owned() })
+        Ok(Self {
+            pool,
+            backend,
+            url: url.to_owned(),
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -95,7 +106,10 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
         };
-        migrator.run(&self.pool).await.context("applying database migrations")?;
+        migrator
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")?;
         Ok(())
     }
 
@@ -119,7 +133,10 @@ impl Db {
 
     /// A cheap round trip, for the readiness probe.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -135,7 +152,8 @@ fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
     }
     if let Some(parent) = std::path::Path::new(path).parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating the folder {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating the folder {}", parent.display()))?;
         }
     }
     Ok(())
@@ -143,5 +161,6 @@ fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
 
 /// True when the error is a UNIQUE constraint violation on either backend.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|e| e.is_unique_violation())
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
 }

@@ -47,19 +47,27 @@ impl MemberRow {
     }
 }
 
-pub async fn organization_name<'e>(ex: impl Executor<'e, Database = Any>) -> Result<Option<String>, sqlx::Error> {
+pub async fn organization_name<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT name FROM organizations ORDER BY id LIMIT 1")
         .fetch_optional(ex)
         .await
 }
 
-pub async fn organization_id<'e>(ex: impl Executor<'e, Database = Any>) -> Result<Option<i64>, sqlx::Error> {
+pub async fn organization_id<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT id FROM organizations ORDER BY id LIMIT 1")
         .fetch_optional(ex)
         .await
 }
 
-pub async fn insert_organization<'e>(ex: impl Executor<'e, Database = Any>, name: &str, now: i64) -> Result<i64, sqlx::Error> {
+pub async fn insert_organization<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    name: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("INSERT INTO organizations (name, created_at) VALUES ($1, $2) RETURNING id")
         .bind(name)
         .bind(now)
@@ -81,14 +89,19 @@ pub async fn insert_workspace<'e>(
         .await
 }
 
-pub async fn find_workspace_by_name<'e>(ex: impl Executor<'e, Database = Any>, name: &str) -> Result<Option<WorkspaceRow>, sqlx::Error> {
+pub async fn find_workspace_by_name<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    name: &str,
+) -> Result<Option<WorkspaceRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, name FROM workspaces WHERE name = $1")
         .bind(name)
         .fetch_optional(ex)
         .await
 }
 
-pub async fn first_workspace<'e>(ex: impl Executor<'e, Database = Any>) -> Result<Option<WorkspaceRow>, sqlx::Error> {
+pub async fn first_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<Option<WorkspaceRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, name FROM workspaces ORDER BY id LIMIT 1")
         .fetch_optional(ex)
         .await
@@ -101,17 +114,22 @@ pub async fn insert_membership<'e>(
     role: Role,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(workspace_id)
-        .bind(user_id)
-        .bind(role.as_str())
-        .bind(now)
-        .execute(ex)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .bind(now)
+    .execute(ex)
+    .await
+    .map(|_| ())
 }
 
-pub async fn memberships_of_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<Vec<MembershipRow>, sqlx::Error> {
+pub async fn memberships_of_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+) -> Result<Vec<MembershipRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.workspace_id, w.name AS workspace_name, m.role \
          FROM memberships m JOIN workspaces w ON w.id = m.workspace_id \
@@ -157,7 +175,12 @@ pub async fn find_member<'e>(
     .await
 }
 
-pub async fn set_role<'e>(ex: impl Executor<'e, Database = Any>, workspace_id: i64, user_id: i64, role: Role) -> Result<u64, sqlx::Error> {
+pub async fn set_role<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    user_id: i64,
+    role: Role,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("UPDATE memberships SET role = $1 WHERE workspace_id = $2 AND user_id = $3")
         .bind(role.as_str())
         .bind(workspace_id)
@@ -167,7 +190,11 @@ pub async fn set_role<'e>(ex: impl Executor<'e, Database = Any>, workspace_id: i
         .map(|r| r.rows_affected())
 }
 
-pub async fn remove_membership<'e>(ex: impl Executor<'e, Database = Any>, workspace_id: i64, user_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn remove_membership<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    user_id: i64,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
         .bind(workspace_id)
         .bind(user_id)
@@ -176,7 +203,10 @@ pub async fn remove_membership<'e>(ex: impl Executor<'e, Database = Any>, worksp
         .map(|r| r.rows_affected())
 }
 
-pub async fn count_admins<'e>(ex: impl Executor<'e, Database = Any>, workspace_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_admins<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
          WHERE m.workspace_id = $1 AND m.role = 'admin' AND u.disabled_at IS NULL",
@@ -187,7 +217,10 @@ pub async fn count_admins<'e>(ex: impl Executor<'e, Database = Any>, workspace_i
 }
 
 /// Names and emails of the active Admins of a workspace, for the help line.
-pub async fn admin_contacts<'e>(ex: impl Executor<'e, Database = Any>, workspace_id: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+pub async fn admin_contacts<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT u.name, u.email FROM memberships m JOIN users u ON u.id = m.user_id \
          WHERE m.workspace_id = $1 AND m.role = 'admin' AND u.disabled_at IS NULL ORDER BY u.id LIMIT 5",

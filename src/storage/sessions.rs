@@ -3,7 +3,11 @@
 
 use sqlx::{Any, Executor};
 
-pub async fn load<'e>(ex: impl Executor<'e, Database = Any>, key_digest: &str, now: i64) -> Result<Option<String>, sqlx::Error> {
+pub async fn load<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    key_digest: &str,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT state FROM sessions WHERE key_digest = $1 AND expires_at > $2")
         .bind(key_digest)
         .bind(now)
@@ -18,14 +22,16 @@ pub async fn insert<'e>(
     state: &str,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO sessions (key_digest, user_id, state, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(key_digest)
-        .bind(user_id)
-        .bind(state)
-        .bind(expires_at)
-        .execute(ex)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "INSERT INTO sessions (key_digest, user_id, state, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(key_digest)
+    .bind(user_id)
+    .bind(state)
+    .bind(expires_at)
+    .execute(ex)
+    .await
+    .map(|_| ())
 }
 
 /// Returns the number of rows changed: 0 when the session was deleted.
@@ -36,17 +42,23 @@ pub async fn update<'e>(
     state: &str,
     expires_at: i64,
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query("UPDATE sessions SET user_id = $1, state = $2, expires_at = $3 WHERE key_digest = $4")
-        .bind(user_id)
-        .bind(state)
-        .bind(expires_at)
-        .bind(key_digest)
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected())
+    sqlx::query(
+        "UPDATE sessions SET user_id = $1, state = $2, expires_at = $3 WHERE key_digest = $4",
+    )
+    .bind(user_id)
+    .bind(state)
+    .bind(expires_at)
+    .bind(key_digest)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected())
 }
 
-pub async fn update_expiry<'e>(ex: impl Executor<'e, Database = Any>, key_digest: &str, expires_at: i64) -> Result<(), sqlx::Error> {
+pub async fn update_expiry<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    key_digest: &str,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE sessions SET expires_at = $1 WHERE key_digest = $2")
         .bind(expires_at)
         .bind(key_digest)
@@ -55,7 +67,10 @@ pub async fn update_expiry<'e>(ex: impl Executor<'e, Database = Any>, key_digest
         .map(|_| ())
 }
 
-pub async fn delete<'e>(ex: impl Executor<'e, Database = Any>, key_digest: &str) -> Result<(), sqlx::Error> {
+pub async fn delete<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    key_digest: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM sessions WHERE key_digest = $1")
         .bind(key_digest)
         .execute(ex)
@@ -63,7 +78,10 @@ pub async fn delete<'e>(ex: impl Executor<'e, Database = Any>, key_digest: &str)
         .map(|_| ())
 }
 
-pub async fn delete_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn delete_for_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id)
         .execute(ex)
@@ -71,7 +89,10 @@ pub async fn delete_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id:
         .map(|r| r.rows_affected())
 }
 
-pub async fn delete_expired<'e>(ex: impl Executor<'e, Database = Any>, now: i64) -> Result<u64, sqlx::Error> {
+pub async fn delete_expired<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
         .execute(ex)

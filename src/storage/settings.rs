@@ -3,7 +3,10 @@
 
 use sqlx::{Any, Executor};
 
-pub async fn get<'e>(ex: impl Executor<'e, Database = Any>, name: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn get<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    name: &str,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
         .bind(name)
         .fetch_optional(ex)
@@ -11,7 +14,11 @@ pub async fn get<'e>(ex: impl Executor<'e, Database = Any>, name: &str) -> Resul
 }
 
 /// Stores `value` unless the setting exists; first writer wins.
-pub async fn insert_if_absent<'e>(ex: impl Executor<'e, Database = Any>, name: &str, value: &str) -> Result<(), sqlx::Error> {
+pub async fn insert_if_absent<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    name: &str,
+    value: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(name)
         .bind(value)

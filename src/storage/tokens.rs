@@ -68,7 +68,10 @@ macro_rules! select_row {
     };
 }
 
-pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, token: &NewToken<'_>) -> Result<i64, sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    token: &NewToken<'_>,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO personal_access_tokens \
          (user_id, workspace_id, name, scope, digest, last4, created_at, expires_at) \
@@ -87,7 +90,11 @@ pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, token: &NewToken<
 }
 
 /// Live tokens (not expired at `now`) of a user.
-pub async fn count_live<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64, now: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_live<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM personal_access_tokens \
          WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
@@ -98,7 +105,12 @@ pub async fn count_live<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64,
     .await
 }
 
-pub async fn live_name_taken<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64, name: &str, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn live_name_taken<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+    name: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM personal_access_tokens \
          WHERE user_id = $1 AND name = $2 AND (expires_at IS NULL OR expires_at > $3)",
@@ -112,11 +124,17 @@ pub async fn live_name_taken<'e>(ex: impl Executor<'e, Database = Any>, user_id:
 }
 
 /// Every token of a user, newest first.
-pub async fn list_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<Vec<TokenRow>, sqlx::Error> {
-    sqlx::query_as(concat!(select_row!(), " WHERE t.user_id = $1 ORDER BY t.id DESC"))
-        .bind(user_id)
-        .fetch_all(ex)
-        .await
+pub async fn list_for_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        select_row!(),
+        " WHERE t.user_id = $1 ORDER BY t.id DESC"
+    ))
+    .bind(user_id)
+    .fetch_all(ex)
+    .await
 }
 
 /// One page of a user's tokens, by ascending id after `after`.
@@ -126,12 +144,15 @@ pub async fn page_for_user<'e>(
     after: i64,
     limit: i64,
 ) -> Result<Vec<TokenRow>, sqlx::Error> {
-    sqlx::query_as(concat!(select_row!(), " WHERE t.user_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"))
-        .bind(user_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(concat!(
+        select_row!(),
+        " WHERE t.user_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"
+    ))
+    .bind(user_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
 }
 
 /// One page of a workspace's tokens, by ascending id after `after`.
@@ -141,20 +162,30 @@ pub async fn page_for_workspace<'e>(
     after: i64,
     limit: i64,
 ) -> Result<Vec<TokenRow>, sqlx::Error> {
-    sqlx::query_as(concat!(select_row!(), " WHERE t.workspace_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"))
-        .bind(workspace_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(concat!(
+        select_row!(),
+        " WHERE t.workspace_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"
+    ))
+    .bind(workspace_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
 }
 
-pub async fn find_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64, id: i64) -> Result<Option<TokenRow>, sqlx::Error> {
-    sqlx::query_as(concat!(select_row!(), " WHERE t.user_id = $1 AND t.id = $2"))
-        .bind(user_id)
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+pub async fn find_for_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+    id: i64,
+) -> Result<Option<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        select_row!(),
+        " WHERE t.user_id = $1 AND t.id = $2"
+    ))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(ex)
+    .await
 }
 
 pub async fn find_in_workspace<'e>(
@@ -162,28 +193,40 @@ pub async fn find_in_workspace<'e>(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<TokenRow>, sqlx::Error> {
-    sqlx::query_as(concat!(select_row!(), " WHERE t.workspace_id = $1 AND t.id = $2"))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(concat!(
+        select_row!(),
+        " WHERE t.workspace_id = $1 AND t.id = $2"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(ex)
+    .await
 }
 
-pub async fn count_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_for_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM personal_access_tokens WHERE user_id = $1")
         .bind(user_id)
         .fetch_one(ex)
         .await
 }
 
-pub async fn count_for_workspace<'e>(ex: impl Executor<'e, Database = Any>, workspace_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_for_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM personal_access_tokens WHERE workspace_id = $1")
         .bind(workspace_id)
         .fetch_one(ex)
         .await
 }
 
-pub async fn delete<'e>(ex: impl Executor<'e, Database = Any>, id: i64) -> Result<u64, sqlx::Error> {
+pub async fn delete<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("DELETE FROM personal_access_tokens WHERE id = $1")
         .bind(id)
         .execute(ex)
@@ -192,7 +235,10 @@ pub async fn delete<'e>(ex: impl Executor<'e, Database = Any>, id: i64) -> Resul
 }
 
 /// Deletes every token of a user; returns the (id, name) of each.
-pub async fn delete_all_for_user<'e>(ex: impl Executor<'e, Database = Any>, user_id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+pub async fn delete_all_for_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query_as("DELETE FROM personal_access_tokens WHERE user_id = $1 RETURNING id, name")
         .bind(user_id)
         .fetch_all(ex)
@@ -224,7 +270,10 @@ pub async fn delete_member_tokens_in_workspace<'e>(
 }
 
 /// The single query behind token authentication (on a cache miss).
-pub async fn find_auth_by_digest<'e>(ex: impl Executor<'e, Database = Any>, digest: &str) -> Result<Option<AuthRow>, sqlx::Error> {
+pub async fn find_auth_by_digest<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    digest: &str,
+) -> Result<Option<AuthRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.id AS token_id, t.name AS token_name, t.scope, t.expires_at, t.last_used_at, \
          u.id AS user_id, u.email, u.name AS user_name, u.disabled_at, \
@@ -241,7 +290,12 @@ pub async fn find_auth_by_digest<'e>(ex: impl Executor<'e, Database = Any>, dige
 }
 
 /// Gives a token a new secret, keeping everything else.
-pub async fn replace_secret<'e>(ex: impl Executor<'e, Database = Any>, id: i64, digest: &str, last4: &str) -> Result<u64, sqlx::Error> {
+pub async fn replace_secret<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+    digest: &str,
+    last4: &str,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("UPDATE personal_access_tokens SET digest = $1, last4 = $2 WHERE id = $3")
         .bind(digest)
         .bind(last4)
@@ -252,7 +306,11 @@ pub async fn replace_secret<'e>(ex: impl Executor<'e, Database = Any>, id: i64, 
 }
 
 /// Records use to the minute; never moves the time backwards.
-pub async fn touch_last_used<'e>(ex: impl Executor<'e, Database = Any>, id: i64, at: i64) -> Result<(), sqlx::Error> {
+pub async fn touch_last_used<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+    at: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE personal_access_tokens SET last_used_at = $1 \
          WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",

@@ -19,7 +19,9 @@ macro_rules! columns {
 }
 
 pub async fn count<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(ex).await
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(ex)
+        .await
 }
 
 pub async fn insert<'e>(
@@ -38,21 +40,35 @@ pub async fn insert<'e>(
         .await
 }
 
-pub async fn find_by_email<'e>(ex: impl Executor<'e, Database = Any>, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE email = $1"))
-        .bind(email)
-        .fetch_optional(ex)
-        .await
+pub async fn find_by_email<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    email: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM users WHERE email = $1"
+    ))
+    .bind(email)
+    .fetch_optional(ex)
+    .await
 }
 
-pub async fn find_by_id<'e>(ex: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn find_by_id<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(ex)
         .await
 }
 
-pub async fn update_password<'e>(ex: impl Executor<'e, Database = Any>, id: i64, password_hash: &str) -> Result<(), sqlx::Error> {
+pub async fn update_password<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+    password_hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(password_hash)
         .bind(id)
@@ -61,7 +77,11 @@ pub async fn update_password<'e>(ex: impl Executor<'e, Database = Any>, id: i64,
         .map(|_| ())
 }
 
-pub async fn set_disabled<'e>(ex: impl Executor<'e, Database = Any>, id: i64, disabled_at: Option<i64>) -> Result<u64, sqlx::Error> {
+pub async fn set_disabled<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+    disabled_at: Option<i64>,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
         .bind(disabled_at)
         .bind(id)
@@ -77,7 +97,10 @@ pub async fn set_disabled<'e>(ex: impl Executor<'e, Database = Any>, id: i64, di
 /// at the first write instead of failing the transaction later. Quota, name
 /// uniqueness and "revoke all" therefore see every token of the user.
 /// Returns false when the user does not exist.
-pub async fn lock_tokens<'e>(ex: impl Executor<'e, Database = Any>, id: i64) -> Result<bool, sqlx::Error> {
+pub async fn lock_tokens<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
     sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = $1")
         .bind(id)
         .execute(ex)

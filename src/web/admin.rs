@@ -84,7 +84,14 @@ struct InviteState {
     link: Option<String>,
 }
 
-async fn members_page(app: &Tollgate, session: &Session, user: &SignedInUser, ws: Membership, after: Option<i64>, invite: InviteState) -> Result<MembersPage, PageError> {
+async fn members_page(
+    app: &Tollgate,
+    session: &Session,
+    user: &SignedInUser,
+    ws: Membership,
+    after: Option<i64>,
+    invite: InviteState,
+) -> Result<MembersPage, PageError> {
     let page = app.members(ws.workspace_id, after, Some(100)).await?;
     let invitations = app.pending_invitations(ws.workspace_id, now()).await?;
     Ok(MembersPage {
@@ -104,9 +111,17 @@ async fn members_page(app: &Tollgate, session: &Session, user: &SignedInUser, ws
             .collect(),
         invitations: invitations
             .iter()
-            .map(|i| InvitationView { email: i.email.clone(), role: crate::storage::organizations::role_of(&i.role).label(), expires: format_time(i.expires_at) })
+            .map(|i| InvitationView {
+                email: i.email.clone(),
+                role: crate::storage::organizations::role_of(&i.role).label(),
+                expires: format_time(i.expires_at),
+            })
             .collect(),
-        roles: Role::ALL.iter().rev().map(|r| (r.as_str(), r.label())).collect(),
+        roles: Role::ALL
+            .iter()
+            .rev()
+            .map(|r| (r.as_str(), r.label()))
+            .collect(),
         invite_email: invite.email,
         invite_role: invite.role,
         invite_error: invite.error,
@@ -116,9 +131,19 @@ async fn members_page(app: &Tollgate, session: &Session, user: &SignedInUser, ws
     })
 }
 
-pub async fn members(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+pub async fn members(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    query: web::Query<WorkspaceQuery>,
+) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
-    let invite = InviteState { email: String::new(), role: Role::ReadWrite.as_str().to_owned(), error: None, link: None };
+    let invite = InviteState {
+        email: String::new(),
+        role: Role::ReadWrite.as_str().to_owned(),
+        error: None,
+        link: None,
+    };
     ok(&members_page(&app, &session, &user, ws, query.after, invite).await?)
 }
 
@@ -141,20 +166,50 @@ pub async fn invite(
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, form.workspace)?;
-    match app.invite_member(ws.workspace_id, &form.email, &form.role, &AuditActor::user(&user), &meta, now()).await {
+    match app
+        .invite_member(
+            ws.workspace_id,
+            &form.email,
+            &form.role,
+            &AuditActor::user(&user),
+            &meta,
+            now(),
+        )
+        .await
+    {
         Ok(Invitation { code, email, role }) => {
             let origin = config.public_origin().unwrap_or_else(|| {
                 let info = req.connection_info();
                 format!("{}://{}", info.scheme(), info.host())
             });
             let link = format!("{origin}/invitations/{code}");
-            flash(&session, "success", format!("Invitation for {email} ({}) created. Send them the link below; it works once, for 7 days.", role.label()))?;
-            let invite = InviteState { email: String::new(), role: Role::ReadWrite.as_str().to_owned(), error: None, link: Some(link) };
+            flash(
+                &session,
+                "success",
+                format!(
+                    "Invitation for {email} ({}) created. Send them the link below; it works once, for 7 days.",
+                    role.label()
+                ),
+            )?;
+            let invite = InviteState {
+                email: String::new(),
+                role: Role::ReadWrite.as_str().to_owned(),
+                error: None,
+                link: Some(link),
+            };
             ok(&members_page(&app, &session, &user, ws, None, invite).await?)
         }
         Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
-            let invite = InviteState { email: form.email, role: form.role, error: Some(message), link: None };
-            render(StatusCode::UNPROCESSABLE_ENTITY, &members_page(&app, &session, &user, ws, None, invite).await?)
+            let invite = InviteState {
+                email: form.email,
+                role: form.role,
+                error: Some(message),
+                link: None,
+            };
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &members_page(&app, &session, &user, ws, None, invite).await?,
+            )
         }
         Err(err) => Err(err.into()),
     }
@@ -176,35 +231,111 @@ pub async fn set_role(
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, form.workspace)?;
-    let result = app.set_member_role(ws.workspace_id, UserId(*member), &form.role, &AuditActor::user(&user), &meta, now()).await;
-    finish_member_change(&session, &ws, result, "Role changed. The member's tokens follow the new role at once.")
+    let result = app
+        .set_member_role(
+            ws.workspace_id,
+            UserId(*member),
+            &form.role,
+            &AuditActor::user(&user),
+            &meta,
+            now(),
+        )
+        .await;
+    finish_member_change(
+        &session,
+        &ws,
+        result,
+        "Role changed. The member's tokens follow the new role at once.",
+    )
 }
 
-async fn change_disabled(app: App, session: Session, user: SignedInUser, meta: crate::service::RequestMeta, member: i64, workspace: Option<i64>, disabled: bool) -> Result<HttpResponse, PageError> {
+async fn change_disabled(
+    app: App,
+    session: Session,
+    user: SignedInUser,
+    meta: crate::service::RequestMeta,
+    member: i64,
+    workspace: Option<i64>,
+    disabled: bool,
+) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, workspace)?;
-    let result = app.set_member_disabled(ws.workspace_id, UserId(member), disabled, &AuditActor::user(&user), &meta, now()).await;
-    let done = if disabled { "Member disabled: they are signed out and their tokens stop working." } else { "Member enabled again." };
+    let result = app
+        .set_member_disabled(
+            ws.workspace_id,
+            UserId(member),
+            disabled,
+            &AuditActor::user(&user),
+            &meta,
+            now(),
+        )
+        .await;
+    let done = if disabled {
+        "Member disabled: they are signed out and their tokens stop working."
+    } else {
+        "Member enabled again."
+    };
     finish_member_change(&session, &ws, result, done)
 }
 
-pub async fn disable(app: App, session: Session, CurrentUser(user): CurrentUser, ClientMeta(meta): ClientMeta, member: web::Path<i64>, CsrfForm(form): CsrfForm<WorkspaceField>) -> Result<HttpResponse, PageError> {
+pub async fn disable(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    member: web::Path<i64>,
+    CsrfForm(form): CsrfForm<WorkspaceField>,
+) -> Result<HttpResponse, PageError> {
     change_disabled(app, session, user, meta, *member, form.workspace, true).await
 }
 
-pub async fn enable(app: App, session: Session, CurrentUser(user): CurrentUser, ClientMeta(meta): ClientMeta, member: web::Path<i64>, CsrfForm(form): CsrfForm<WorkspaceField>) -> Result<HttpResponse, PageError> {
+pub async fn enable(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    member: web::Path<i64>,
+    CsrfForm(form): CsrfForm<WorkspaceField>,
+) -> Result<HttpResponse, PageError> {
     change_disabled(app, session, user, meta, *member, form.workspace, false).await
 }
 
-pub async fn remove(app: App, session: Session, CurrentUser(user): CurrentUser, ClientMeta(meta): ClientMeta, member: web::Path<i64>, CsrfForm(form): CsrfForm<WorkspaceField>) -> Result<HttpResponse, PageError> {
+pub async fn remove(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    member: web::Path<i64>,
+    CsrfForm(form): CsrfForm<WorkspaceField>,
+) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, form.workspace)?;
-    let result = app.remove_member(ws.workspace_id, UserId(*member), &AuditActor::user(&user), &meta, now()).await;
-    finish_member_change(&session, &ws, result, "Member removed from the workspace; their tokens there are revoked.")
+    let result = app
+        .remove_member(
+            ws.workspace_id,
+            UserId(*member),
+            &AuditActor::user(&user),
+            &meta,
+            now(),
+        )
+        .await;
+    finish_member_change(
+        &session,
+        &ws,
+        result,
+        "Member removed from the workspace; their tokens there are revoked.",
+    )
 }
 
-fn finish_member_change(session: &Session, ws: &Membership, result: Result<(), ServiceError>, done: &str) -> Result<HttpResponse, PageError> {
+fn finish_member_change(
+    session: &Session,
+    ws: &Membership,
+    result: Result<(), ServiceError>,
+    done: &str,
+) -> Result<HttpResponse, PageError> {
     match result {
         Ok(()) => flash(session, "success", done)?,
-        Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => flash(session, "error", message)?,
+        Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
+            flash(session, "error", message)?
+        }
         Err(err) => return Err(err.into()),
     }
     Ok(see_other(&with_workspace(urls::MEMBERS, ws)))
@@ -223,13 +354,25 @@ struct WorkspaceTokensPage {
     next: Option<i64>,
 }
 
-pub async fn workspace_tokens(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+pub async fn workspace_tokens(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    query: web::Query<WorkspaceQuery>,
+) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
-    let page = app.workspace_tokens(ws.workspace_id, query.after, Some(200)).await?;
+    let page = app
+        .workspace_tokens(ws.workspace_id, query.after, Some(200))
+        .await?;
     let total = app.count_workspace_tokens(ws.workspace_id).await?;
     let now = now();
     ok(&WorkspaceTokensPage {
-        layout: Layout::new(&session, Some(&user), "Workspace tokens", "workspace-tokens")?,
+        layout: Layout::new(
+            &session,
+            Some(&user),
+            "Workspace tokens",
+            "workspace-tokens",
+        )?,
         tokens: page.tokens.iter().map(|t| TokenView::new(t, now)).collect(),
         total,
         revoke_message: revoke_all_message(total as usize),
@@ -238,11 +381,21 @@ pub async fn workspace_tokens(app: App, session: Session, CurrentUser(user): Cur
     })
 }
 
-pub async fn workspace_revoke_all_confirm(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+pub async fn workspace_revoke_all_confirm(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    query: web::Query<WorkspaceQuery>,
+) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
     let total = app.count_workspace_tokens(ws.workspace_id).await?;
     ok(&ConfirmPage {
-        layout: Layout::new(&session, Some(&user), "Revoke all workspace tokens", "workspace-tokens")?,
+        layout: Layout::new(
+            &session,
+            Some(&user),
+            "Revoke all workspace tokens",
+            "workspace-tokens",
+        )?,
         heading: format!("Revoke every token in {}?", ws.workspace_name),
         message: revoke_all_message(total as usize),
         action: with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws),
@@ -260,8 +413,23 @@ pub async fn workspace_revoke_all(
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
-    let count = app.revoke_workspace_tokens(ws.workspace_id, None, &AuditActor::user(&user), &meta, now()).await?;
-    flash(&session, "success", format!("{count} token(s) revoked in {}. They no longer work.", ws.workspace_name))?;
+    let count = app
+        .revoke_workspace_tokens(
+            ws.workspace_id,
+            None,
+            &AuditActor::user(&user),
+            &meta,
+            now(),
+        )
+        .await?;
+    flash(
+        &session,
+        "success",
+        format!(
+            "{count} token(s) revoked in {}. They no longer work.",
+            ws.workspace_name
+        ),
+    )?;
     Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
 }
 
@@ -274,8 +442,20 @@ pub async fn workspace_revoke_one(
     CsrfForm(form): CsrfForm<WorkspaceField>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, form.workspace)?;
-    let token = app.revoke_workspace_token(ws.workspace_id, TokenId(*id), &AuditActor::user(&user), &meta, now()).await?;
-    flash(&session, "success", format!("Token “{}” of {} revoked.", token.name, token.owner_email))?;
+    let token = app
+        .revoke_workspace_token(
+            ws.workspace_id,
+            TokenId(*id),
+            &AuditActor::user(&user),
+            &meta,
+            now(),
+        )
+        .await?;
+    flash(
+        &session,
+        "success",
+        format!("Token “{}” of {} revoked.", token.name, token.owner_email),
+    )?;
     Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
 }
 
@@ -299,15 +479,29 @@ struct AuditLogPage {
     older: Option<i64>,
 }
 
-pub async fn audit_log(app: App, session: Session, CurrentUser(user): CurrentUser, query: web::Query<WorkspaceQuery>) -> Result<HttpResponse, PageError> {
+pub async fn audit_log(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    query: web::Query<WorkspaceQuery>,
+) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
-    let page = app.audit_log(ws.workspace_id, query.before, Some(100)).await?;
+    let page = app
+        .audit_log(ws.workspace_id, query.before, Some(100))
+        .await?;
     ok(&AuditLogPage {
         layout: Layout::new(&session, Some(&user), "Audit log", "audit-log")?,
         events: page
             .events
             .into_iter()
-            .map(|e| AuditView { when: format_time(e.created_at), actor: e.actor_label, action: e.action, target: e.target_label, detail: e.detail, ip: e.ip })
+            .map(|e| AuditView {
+                when: format_time(e.created_at),
+                actor: e.actor_label,
+                action: e.action,
+                target: e.target_label,
+                detail: e.detail,
+                ip: e.ip,
+            })
             .collect(),
         older: page.next_cursor,
         workspace: ws,

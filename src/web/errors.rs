@@ -29,7 +29,9 @@ impl From<ServiceError> for PageError {
         match err {
             ServiceError::NotFound => Self::NotFound,
             ServiceError::Forbidden { message, .. } => Self::Forbidden(message),
-            ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. } => Self::BadRequest(message),
+            ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. } => {
+                Self::BadRequest(message)
+            }
             ServiceError::Unexpected(err) => Self::Internal(err),
         }
     }
@@ -67,22 +69,38 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::SignInRequired = self {
-            return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/login"))
+                .finish();
         }
         let (title, message) = match self {
-            Self::Csrf => ("Request refused", "This form expired or was sent from another site. Go back, reload the page and try again."),
+            Self::Csrf => (
+                "Request refused",
+                "This form expired or was sent from another site. Go back, reload the page and try again.",
+            ),
             Self::Forbidden(message) => ("Not allowed", message.as_str()),
-            Self::NotFound => ("Not found", "There is nothing here, or it is not yours to see."),
+            Self::NotFound => (
+                "Not found",
+                "There is nothing here, or it is not yours to see.",
+            ),
             Self::BadRequest(message) => ("Something is not right", message.as_str()),
             Self::Internal(err) => {
                 tracing::error!(error = ?err, "request failed");
-                ("Something went wrong", "The server could not finish this request. Try again in a moment.")
+                (
+                    "Something went wrong",
+                    "The server could not finish this request. Try again in a moment.",
+                )
             }
             Self::SignInRequired => ("", ""),
         };
-        let body = ErrorPage { title, message }.render().unwrap_or_else(|_| message.to_owned());
+        let body = ErrorPage { title, message }
+            .render()
+            .unwrap_or_else(|_| message.to_owned());
         HttpResponse::build(self.status_code())
-            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ))
             .body(body)
     }
 }

@@ -38,7 +38,11 @@ impl FromRequest for CurrentUser {
             let session = req.get_session();
             let app = app_data::<Tollgate>(&req)?;
             let config = app_data::<Config>(&req)?;
-            let user_id = session.get::<i64>(USER_ID).ok().flatten().ok_or(PageError::SignInRequired)?;
+            let user_id = session
+                .get::<i64>(USER_ID)
+                .ok()
+                .flatten()
+                .ok_or(PageError::SignInRequired)?;
             let signed_in_at = session.get::<i64>(SIGNED_IN_AT).ok().flatten().unwrap_or(0);
             // Idle expiry is the store's TTL; this is the absolute limit.
             if now() - signed_in_at > config.session_max_hours * 3600 {
@@ -57,9 +61,12 @@ impl FromRequest for CurrentUser {
 }
 
 fn app_data<T: 'static>(req: &HttpRequest) -> Result<Data<T>, PageError> {
-    req.app_data::<Data<T>>()
-        .cloned()
-        .ok_or_else(|| PageError::Internal(anyhow::anyhow!("missing app data {}", std::any::type_name::<T>())))
+    req.app_data::<Data<T>>().cloned().ok_or_else(|| {
+        PageError::Internal(anyhow::anyhow!(
+            "missing app data {}",
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 /// The session's CSRF token, created on first use.
@@ -96,13 +103,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
             if !same_origin(&req, &config) {
                 return Err(PageError::Csrf.into());
             }
-            let sent = serde_urlencoded::from_bytes::<CsrfField>(&body).ok().and_then(|f| f.csrf_token);
+            let sent = serde_urlencoded::from_bytes::<CsrfField>(&body)
+                .ok()
+                .and_then(|f| f.csrf_token);
             let expected = req.get_session().get::<String>(CSRF).ok().flatten();
             match (sent, expected) {
-                (Some(sent), Some(expected)) if constant_time_eq(sent.as_bytes(), expected.as_bytes()) => {}
+                (Some(sent), Some(expected))
+                    if constant_time_eq(sent.as_bytes(), expected.as_bytes()) => {}
                 _ => return Err(PageError::Csrf.into()),
             }
-            let form = serde_urlencoded::from_bytes::<T>(&body).map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}.")))?;
+            let form = serde_urlencoded::from_bytes::<T>(&body)
+                .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}.")))?;
             Ok(CsrfForm(form))
         })
     }
@@ -143,7 +154,10 @@ impl FromRequest for ClientMeta {
 
 pub fn request_meta(req: &HttpRequest) -> RequestMeta {
     RequestMeta {
-        ip: req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        ip: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

@@ -59,8 +59,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(TOKENS_CREATED, web::get().to(tokens::created))
         .route(TOKENS_REVOKE_ALL, web::get().to(tokens::revoke_all_confirm))
         .route(TOKENS_REVOKE_ALL, web::post().to(tokens::revoke_all))
-        .route("/profile/tokens/{id}/delete", web::get().to(tokens::delete_confirm))
-        .route("/profile/tokens/{id}/delete", web::post().to(tokens::delete))
+        .route(
+            "/profile/tokens/{id}/delete",
+            web::get().to(tokens::delete_confirm),
+        )
+        .route(
+            "/profile/tokens/{id}/delete",
+            web::post().to(tokens::delete),
+        )
         .route(MEMBERS, web::get().to(admin::members))
         .route(MEMBERS_INVITE, web::post().to(admin::invite))
         .route("/members/{user_id}/role", web::post().to(admin::set_role))
@@ -68,12 +74,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/members/{user_id}/enable", web::post().to(admin::enable))
         .route("/members/{user_id}/remove", web::post().to(admin::remove))
         .route(WORKSPACE_TOKENS, web::get().to(admin::workspace_tokens))
-        .route(WORKSPACE_TOKENS_REVOKE_ALL, web::get().to(admin::workspace_revoke_all_confirm))
-        .route(WORKSPACE_TOKENS_REVOKE_ALL, web::post().to(admin::workspace_revoke_all))
-        .route("/workspace-tokens/{id}/revoke", web::post().to(admin::workspace_revoke_one))
+        .route(
+            WORKSPACE_TOKENS_REVOKE_ALL,
+            web::get().to(admin::workspace_revoke_all_confirm),
+        )
+        .route(
+            WORKSPACE_TOKENS_REVOKE_ALL,
+            web::post().to(admin::workspace_revoke_all),
+        )
+        .route(
+            "/workspace-tokens/{id}/revoke",
+            web::post().to(admin::workspace_revoke_one),
+        )
         .route(AUDIT_LOG, web::get().to(admin::audit_log))
         .route("/invitations/{code}", web::get().to(pages::invitation_form))
-        .route("/invitations/{code}", web::post().to(pages::invitation_accept));
+        .route(
+            "/invitations/{code}",
+            web::post().to(pages::invitation_accept),
+        );
 }
 
 /// A one-time message shown on the next page.
@@ -86,7 +104,13 @@ pub struct Flash {
 const FLASH: &str = "flash";
 
 pub fn flash(session: &Session, kind: &str, text: impl Into<String>) -> Result<(), PageError> {
-    session.insert(FLASH, Flash { kind: kind.to_owned(), text: text.into() })?;
+    session.insert(
+        FLASH,
+        Flash {
+            kind: kind.to_owned(),
+            text: text.into(),
+        },
+    )?;
     Ok(())
 }
 
@@ -108,11 +132,20 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(session: &Session, user: Option<&SignedInUser>, title: &str, nav: &'static str) -> Result<Self, PageError> {
+    pub fn new(
+        session: &Session,
+        user: Option<&SignedInUser>,
+        title: &str,
+        nav: &'static str,
+    ) -> Result<Self, PageError> {
         let flash = session.remove_as::<Flash>(FLASH).and_then(Result::ok);
         Ok(Self {
             title: title.to_owned(),
-            user: user.map(|u| NavUser { name: u.name.clone(), email: u.email.clone(), is_admin: u.is_admin() }),
+            user: user.map(|u| NavUser {
+                name: u.name.clone(),
+                email: u.email.clone(),
+                is_admin: u.is_admin(),
+            }),
             csrf: csrf_token(session)?,
             flash,
             nav,
@@ -121,8 +154,13 @@ impl Layout {
 }
 
 /// Renders a page with a status.
-pub fn render(status: actix_web::http::StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
-    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(page.render()?))
+pub fn render(
+    status: actix_web::http::StatusCode,
+    page: &impl Template,
+) -> Result<HttpResponse, PageError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
 }
 
 pub fn ok(page: &impl Template) -> Result<HttpResponse, PageError> {
@@ -131,7 +169,9 @@ pub fn ok(page: &impl Template) -> Result<HttpResponse, PageError> {
 
 /// 303 See Other: the answer to a successful form (Post/Redirect/Get).
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 /// Unix seconds as people read them: `2026-11-28 14:03 UTC`.

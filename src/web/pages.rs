@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::service::members::AcceptInput;
 use crate::service::auth::SetupInput;
+use crate::service::members::AcceptInput;
 use crate::service::{ServiceError, Tollgate};
 use crate::startup::{SetupCode, now};
 use crate::web::errors::PageError;
@@ -19,7 +19,11 @@ type App = web::Data<Tollgate>;
 
 pub async fn home(session: Session) -> HttpResponse {
     let signed_in = session.get::<i64>(USER_ID).ok().flatten().is_some();
-    see_other(if signed_in { urls::PROFILE } else { urls::LOGIN })
+    see_other(if signed_in {
+        urls::PROFILE
+    } else {
+        urls::LOGIN
+    })
 }
 
 /// Starts a signed-in session: a new session id (so an id planted before
@@ -45,9 +49,22 @@ struct LoginPage {
 pub async fn login_form(app: App, session: Session) -> Result<HttpResponse, PageError> {
     if app.needs_setup().await? {
         let layout = Layout::new(&session, None, "Set up Tollgate", "")?;
-        return ok(&SetupPage { layout, code: String::new(), organization: String::new(), name: String::new(), email: String::new(), error: None, field: "", waiting: true });
+        return ok(&SetupPage {
+            layout,
+            code: String::new(),
+            organization: String::new(),
+            name: String::new(),
+            email: String::new(),
+            error: None,
+            field: "",
+            waiting: true,
+        });
     }
-    ok(&LoginPage { layout: Layout::new(&session, None, "Sign in", "")?, email: String::new(), error: None })
+    ok(&LoginPage {
+        layout: Layout::new(&session, None, "Sign in", "")?,
+        email: String::new(),
+        error: None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -58,14 +75,23 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn login_submit(app: App, session: Session, ClientMeta(meta): ClientMeta, CsrfForm(form): CsrfForm<LoginForm>) -> Result<HttpResponse, PageError> {
+pub async fn login_submit(
+    app: App,
+    session: Session,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<HttpResponse, PageError> {
     match app.sign_in(&form.email, &form.password, &meta, now()).await {
         Ok(user_id) => {
             start_session(&session, user_id.0)?;
             Ok(see_other(urls::PROFILE))
         }
         Err(ServiceError::Invalid { message, .. }) => {
-            let page = LoginPage { layout: Layout::new(&session, None, "Sign in", "")?, email: form.email.trim().to_owned(), error: Some(message) };
+            let page = LoginPage {
+                layout: Layout::new(&session, None, "Sign in", "")?,
+                email: form.email.trim().to_owned(),
+                error: Some(message),
+            };
             render(StatusCode::UNAUTHORIZED, &page)
         }
         Err(err) => Err(err.into()),
@@ -103,28 +129,56 @@ pub struct CodeQuery {
 
 fn code_matches(expected: &SetupCode, given: Option<&str>) -> bool {
     match (expected.0.as_deref(), given) {
-        (Some(expected), Some(given)) => expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0,
+        (Some(expected), Some(given)) => {
+            expected.len() == given.len()
+                && expected
+                    .bytes()
+                    .zip(given.bytes())
+                    .fold(0u8, |a, (x, y)| a | (x ^ y))
+                    == 0
+        }
         _ => false,
     }
 }
 
-pub async fn setup_form(app: App, code: web::Data<SetupCode>, session: Session, query: web::Query<CodeQuery>) -> Result<HttpResponse, PageError> {
+pub async fn setup_form(
+    app: App,
+    code: web::Data<SetupCode>,
+    session: Session,
+    query: web::Query<CodeQuery>,
+) -> Result<HttpResponse, PageError> {
     if !app.needs_setup().await? {
-        return Err(PageError::Forbidden("Tollgate is already set up. Sign in instead.".to_owned()));
+        return Err(PageError::Forbidden(
+            "Tollgate is already set up. Sign in instead.".to_owned(),
+        ));
     }
     let given = query.code.as_deref();
     let valid = code_matches(&code, given);
     let page = SetupPage {
         layout: Layout::new(&session, None, "Set up Tollgate", "")?,
-        code: if valid { given.unwrap_or_default().to_owned() } else { String::new() },
+        code: if valid {
+            given.unwrap_or_default().to_owned()
+        } else {
+            String::new()
+        },
         organization: String::new(),
         name: String::new(),
         email: String::new(),
-        error: (given.is_some() && !valid).then(|| "This setup link is not valid. Use the link the server printed when it started.".to_owned()),
+        error: (given.is_some() && !valid).then(|| {
+            "This setup link is not valid. Use the link the server printed when it started."
+                .to_owned()
+        }),
         field: "",
         waiting: !valid,
     };
-    render(if valid || given.is_none() { StatusCode::OK } else { StatusCode::FORBIDDEN }, &page)
+    render(
+        if valid || given.is_none() {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        },
+        &page,
+    )
 }
 
 #[derive(Deserialize)]
@@ -149,16 +203,30 @@ pub async fn setup_submit(
     CsrfForm(form): CsrfForm<SetupForm>,
 ) -> Result<HttpResponse, PageError> {
     if !app.needs_setup().await? {
-        return Err(PageError::Forbidden("Tollgate is already set up. Sign in instead.".to_owned()));
+        return Err(PageError::Forbidden(
+            "Tollgate is already set up. Sign in instead.".to_owned(),
+        ));
     }
     if !code_matches(&code, Some(&form.code)) {
-        return Err(PageError::Forbidden("This setup link is not valid. Use the link the server printed when it started.".to_owned()));
+        return Err(PageError::Forbidden(
+            "This setup link is not valid. Use the link the server printed when it started."
+                .to_owned(),
+        ));
     }
-    let input = SetupInput { organization: &form.organization, name: &form.name, email: &form.email, password: &form.password };
+    let input = SetupInput {
+        organization: &form.organization,
+        name: &form.name,
+        email: &form.email,
+        password: &form.password,
+    };
     match app.complete_setup(input, &meta, now()).await {
         Ok(user_id) => {
             start_session(&session, user_id.0)?;
-            flash(&session, "success", "Tollgate is ready. You are its first Admin.")?;
+            flash(
+                &session,
+                "success",
+                "Tollgate is ready. You are its first Admin.",
+            )?;
             Ok(see_other(urls::PROFILE))
         }
         Err(ServiceError::Invalid { field, message }) => {
@@ -191,13 +259,19 @@ struct InvitationPage {
     error: Option<String>,
 }
 
-pub async fn invitation_form(app: App, session: Session, code: web::Path<String>) -> Result<HttpResponse, PageError> {
+pub async fn invitation_form(
+    app: App,
+    session: Session,
+    code: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let invitation = app.open_invitation(&code, now()).await?;
     ok(&InvitationPage {
         layout: Layout::new(&session, None, "Join the workspace", "")?,
         code: code.into_inner(),
         email: invitation.email,
-        workspace_role: crate::storage::organizations::role_of(&invitation.role).label().to_owned(),
+        workspace_role: crate::storage::organizations::role_of(&invitation.role)
+            .label()
+            .to_owned(),
         name: String::new(),
         error: None,
     })
@@ -218,10 +292,25 @@ pub async fn invitation_accept(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<AcceptForm>,
 ) -> Result<HttpResponse, PageError> {
-    match app.accept_invitation(&code, AcceptInput { name: &form.name, password: &form.password }, &meta, now()).await {
+    match app
+        .accept_invitation(
+            &code,
+            AcceptInput {
+                name: &form.name,
+                password: &form.password,
+            },
+            &meta,
+            now(),
+        )
+        .await
+    {
         Ok(user_id) => {
             start_session(&session, user_id.0)?;
-            flash(&session, "success", "Welcome! You are now a member of the workspace.")?;
+            flash(
+                &session,
+                "success",
+                "Welcome! You are now a member of the workspace.",
+            )?;
             Ok(see_other(urls::PROFILE))
         }
         Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
@@ -230,7 +319,9 @@ pub async fn invitation_accept(
                 layout: Layout::new(&session, None, "Join the workspace", "")?,
                 code: code.into_inner(),
                 email: invitation.email,
-                workspace_role: crate::storage::organizations::role_of(&invitation.role).label().to_owned(),
+                workspace_role: crate::storage::organizations::role_of(&invitation.role)
+                    .label()
+                    .to_owned(),
                 name: form.name,
                 error: Some(message),
             };
@@ -258,7 +349,11 @@ struct ProfilePage {
     field: &'static str,
 }
 
-fn profile_page(session: &Session, user: &crate::service::SignedInUser, error: Option<(&'static str, String)>) -> Result<ProfilePage, PageError> {
+fn profile_page(
+    session: &Session,
+    user: &crate::service::SignedInUser,
+    error: Option<(&'static str, String)>,
+) -> Result<ProfilePage, PageError> {
     let (field, error) = match error {
         Some((field, message)) => (field, Some(message)),
         None => ("", None),
@@ -267,13 +362,23 @@ fn profile_page(session: &Session, user: &crate::service::SignedInUser, error: O
         layout: Layout::new(session, Some(user), "Profile", "profile")?,
         name: user.name.clone(),
         email: user.email.clone(),
-        memberships: user.memberships.iter().map(|m| MembershipView { workspace: m.workspace_name.clone(), role: m.role.label() }).collect(),
+        memberships: user
+            .memberships
+            .iter()
+            .map(|m| MembershipView {
+                workspace: m.workspace_name.clone(),
+                role: m.role.label(),
+            })
+            .collect(),
         error,
         field,
     })
 }
 
-pub async fn profile(session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
+pub async fn profile(
+    session: Session,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, PageError> {
     ok(&profile_page(&session, &user, None)?)
 }
 
@@ -294,16 +399,32 @@ pub async fn change_password(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
-    match app.change_password(&user, &form.current_password, &form.new_password, &form.confirm_password, &meta, now()).await {
+    match app
+        .change_password(
+            &user,
+            &form.current_password,
+            &form.new_password,
+            &form.confirm_password,
+            &meta,
+            now(),
+        )
+        .await
+    {
         Ok(()) => {
             // Every session of the user was deleted; this one continues
             // under a new id.
             start_session(&session, user.id.0)?;
-            flash(&session, "success", "Password changed. Every other session has been signed out.")?;
+            flash(
+                &session,
+                "success",
+                "Password changed. Every other session has been signed out.",
+            )?;
             Ok(see_other(urls::PROFILE))
         }
-        Err(ServiceError::Invalid { field, message }) => render(StatusCode::UNPROCESSABLE_ENTITY, &profile_page(&session, &user, Some((field, message)))?),
+        Err(ServiceError::Invalid { field, message }) => render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &profile_page(&session, &user, Some((field, message)))?,
+        ),
         Err(err) => Err(err.into()),
     }
 }
-

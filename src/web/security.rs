@@ -22,7 +22,10 @@ pub fn default_headers() -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
-        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=(), payment=()",
+        ))
         .add(("Cache-Control", "no-store"))
 }
 
@@ -31,12 +34,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Gives each request an id (kept from `X-Request-Id` when it is short and
 /// plain), logs method, path (never the query: it may carry a setup or
 /// invitation code), status and duration, and echoes the id back.
-pub async fn request_log(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:016x}", rand::rng().random::<u64>()));
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
@@ -46,6 +56,12 @@ pub async fn request_log(req: ServiceRequest, next: Next<impl MessageBody>) -> R
         res.headers_mut().insert(REQUEST_ID, value);
     }
     let status = res.status().as_u16();
-    span.in_scope(|| tracing::info!(status, micros = started.elapsed().as_micros() as u64, "answered"));
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            micros = started.elapsed().as_micros() as u64,
+            "answered"
+        )
+    });
     Ok(res)
 }

@@ -36,7 +36,8 @@ fn user_of(state: &State) -> Option<i64> {
 }
 
 fn new_key() -> Result<SessionKey, anyhow::Error> {
-    SessionKey::try_from(Alphanumeric.sample_string(&mut rand::rng(), 64)).map_err(|e| anyhow::anyhow!("{e}"))
+    SessionKey::try_from(Alphanumeric.sample_string(&mut rand::rng(), 64))
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn expiry(ttl: &Duration) -> i64 {
@@ -58,32 +59,52 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = new_key().map_err(SaveError::Other)?;
-        storage::sessions::insert(self.db.pool(), &sha256_hex(key.as_ref()), user_of(&state), &body, expiry(ttl))
-            .await
-            .map_err(|e| SaveError::Other(e.into()))?;
+        storage::sessions::insert(
+            self.db.pool(),
+            &sha256_hex(key.as_ref()),
+            user_of(&state),
+            &body,
+            expiry(ttl),
+        )
+        .await
+        .map_err(|e| SaveError::Other(e.into()))?;
         Ok(key)
     }
 
-    async fn update(&self, key: SessionKey, state: State, ttl: &Duration) -> Result<SessionKey, UpdateError> {
-        let body = serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: State,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let body =
+            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let digest = sha256_hex(key.as_ref());
-        let changed = storage::sessions::update(self.db.pool(), &digest, user_of(&state), &body, expiry(ttl))
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
+        let changed =
+            storage::sessions::update(self.db.pool(), &digest, user_of(&state), &body, expiry(ttl))
+                .await
+                .map_err(|e| UpdateError::Other(e.into()))?;
         if changed == 1 {
             return Ok(key);
         }
         // The session was ended meanwhile (sign-out elsewhere, password
         // change): never bring it back. Start an empty, signed-out one.
         let key = new_key().map_err(UpdateError::Other)?;
-        storage::sessions::insert(self.db.pool(), &sha256_hex(key.as_ref()), None, "{}", expiry(ttl))
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
+        storage::sessions::insert(
+            self.db.pool(),
+            &sha256_hex(key.as_ref()),
+            None,
+            "{}",
+            expiry(ttl),
+        )
+        .await
+        .map_err(|e| UpdateError::Other(e.into()))?;
         Ok(key)
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
-        storage::sessions::update_expiry(self.db.pool(), &sha256_hex(key.as_ref()), expiry(ttl)).await?;
+        storage::sessions::update_expiry(self.db.pool(), &sha256_hex(key.as_ref()), expiry(ttl))
+            .await?;
         Ok(())
     }
 

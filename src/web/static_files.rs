@@ -11,11 +11,31 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../static/app.css") },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../static/app.js") },
-    Asset { name: "DejaVuSans.woff2", content_type: "font/woff2", body: include_bytes!("../../static/fonts/DejaVuSans.woff2") },
-    Asset { name: "DejaVuSans-Bold.woff2", content_type: "font/woff2", body: include_bytes!("../../static/fonts/DejaVuSans-Bold.woff2") },
-    Asset { name: "DejaVuSansMono.woff2", content_type: "font/woff2", body: include_bytes!("../../static/fonts/DejaVuSansMono.woff2") },
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../static/app.css"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/app.js"),
+    },
+    Asset {
+        name: "DejaVuSans.woff2",
+        content_type: "font/woff2",
+        body: include_bytes!("../../static/fonts/DejaVuSans.woff2"),
+    },
+    Asset {
+        name: "DejaVuSans-Bold.woff2",
+        content_type: "font/woff2",
+        body: include_bytes!("../../static/fonts/DejaVuSans-Bold.woff2"),
+    },
+    Asset {
+        name: "DejaVuSansMono.woff2",
+        content_type: "font/woff2",
+        body: include_bytes!("../../static/fonts/DejaVuSansMono.woff2"),
+    },
 ];
 
 pub async fn serve(name: web::Path<String>) -> HttpResponse {
@@ -25,6 +45,8 @@ pub async fn serve(name: web::Path<String>) -> HttpResponse {
             .insert_header((header::CONTENT_TYPE, asset.content_type))
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .body(asset.body),
-        None => HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body("not found"),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found"),
     }
 }

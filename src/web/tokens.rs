@@ -58,8 +58,14 @@ impl TokenView {
             workspace: row.workspace_name.clone(),
             owner: row.owner_email.clone(),
             created: format_time(row.created_at),
-            last_used: row.last_used_at.map(format_time).unwrap_or_else(|| "Never".to_owned()),
-            expires: row.expires_at.map(format_date).unwrap_or_else(|| "Never".to_owned()),
+            last_used: row
+                .last_used_at
+                .map(format_time)
+                .unwrap_or_else(|| "Never".to_owned()),
+            expires: row
+                .expires_at
+                .map(format_date)
+                .unwrap_or_else(|| "Never".to_owned()),
             expired: row.expires_at.is_some_and(|at| at <= now),
             delete_url: urls::token_delete(row.id),
         }
@@ -84,41 +90,71 @@ pub struct GenerateView {
 }
 
 impl GenerateView {
-    fn new(user: &SignedInUser, typed: &GenerateRequest, error: Option<(&'static str, String)>) -> Option<Self> {
+    fn new(
+        user: &SignedInUser,
+        typed: &GenerateRequest,
+        error: Option<(&'static str, String)>,
+    ) -> Option<Self> {
         let workspaces: Vec<_> = user.token_workspaces().collect();
         let chosen = typed
             .workspace
             .as_deref()
-            .and_then(|w| workspaces.iter().find(|m| m.workspace_id.0.to_string() == w))
+            .and_then(|w| {
+                workspaces
+                    .iter()
+                    .find(|m| m.workspace_id.0.to_string() == w)
+            })
             .or_else(|| workspaces.first())?;
         let role = chosen.role;
-        let scope = typed.scope.clone().unwrap_or_else(|| role.default_scope().as_str().to_owned());
-        let expiry = typed.expiry.clone().unwrap_or_else(|| Expiry::default().as_str().to_owned());
+        let scope = typed
+            .scope
+            .clone()
+            .unwrap_or_else(|| role.default_scope().as_str().to_owned());
+        let expiry = typed
+            .expiry
+            .clone()
+            .unwrap_or_else(|| Expiry::default().as_str().to_owned());
         let (field, error) = match error {
             Some((field, message)) => (field, Some(message)),
             None => ("", None),
         };
         // An Admin of one workspace may be Read-Write in another: offer the
         // highest role's scopes; the service checks the chosen workspace.
-        let highest = workspaces.iter().map(|m| m.role).max().unwrap_or(Role::ReadOnly);
+        let highest = workspaces
+            .iter()
+            .map(|m| m.role)
+            .max()
+            .unwrap_or(Role::ReadOnly);
         Some(Self {
             name: typed.name.clone(),
             scopes: highest
                 .grantable_scopes()
                 .into_iter()
-                .map(|s| Choice { value: s.as_str().to_owned(), label: s.label().to_owned(), selected: s.as_str() == scope })
+                .map(|s| Choice {
+                    value: s.as_str().to_owned(),
+                    label: s.label().to_owned(),
+                    selected: s.as_str() == scope,
+                })
                 .collect(),
             workspaces: if workspaces.len() > 1 {
                 workspaces
                     .iter()
-                    .map(|m| Choice { value: m.workspace_id.0.to_string(), label: m.workspace_name.clone(), selected: m.workspace_id == chosen.workspace_id })
+                    .map(|m| Choice {
+                        value: m.workspace_id.0.to_string(),
+                        label: m.workspace_name.clone(),
+                        selected: m.workspace_id == chosen.workspace_id,
+                    })
                     .collect()
             } else {
                 Vec::new()
             },
             expiries: Expiry::ALL
                 .into_iter()
-                .map(|e| Choice { value: e.as_str().to_owned(), label: e.label().to_owned(), selected: e.as_str() == expiry })
+                .map(|e| Choice {
+                    value: e.as_str().to_owned(),
+                    label: e.label().to_owned(),
+                    selected: e.as_str() == expiry,
+                })
                 .collect(),
             error,
             field,
@@ -169,15 +205,34 @@ async fn tokens_page(
         generate: GenerateView::new(user, typed, error),
         open_generate,
         issued,
-        read_only_workspaces: user.memberships.iter().filter(|m| !m.role.may_use_tokens()).map(|m| m.workspace_name.clone()).collect(),
+        read_only_workspaces: user
+            .memberships
+            .iter()
+            .filter(|m| !m.role.may_use_tokens())
+            .map(|m| m.workspace_name.clone())
+            .collect(),
         admins,
-        support_is_url: support.as_deref().is_some_and(|s| s.starts_with("https://") || s.starts_with("http://")),
+        support_is_url: support
+            .as_deref()
+            .is_some_and(|s| s.starts_with("https://") || s.starts_with("http://")),
         support,
     })
 }
 
-pub async fn list(app: App, session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
-    ok(&tokens_page(&app, &session, &user, &GenerateRequest::default(), None, None).await?)
+pub async fn list(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, PageError> {
+    ok(&tokens_page(
+        &app,
+        &session,
+        &user,
+        &GenerateRequest::default(),
+        None,
+        None,
+    )
+    .await?)
 }
 
 #[derive(Template)]
@@ -188,10 +243,26 @@ struct NewTokenPage {
 }
 
 /// The generate form on a page of its own (the dialog without JavaScript).
-pub async fn new_form(session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
-    let generate = GenerateView::new(&user, &GenerateRequest::default(), None)
-        .ok_or_else(|| PageError::Forbidden("Only members with the Read-Write or Admin role can generate access tokens.".to_owned()))?;
-    ok(&NewTokenPage { layout: Layout::new(&session, Some(&user), "New Personal Access Token", "profile")?, generate })
+pub async fn new_form(
+    session: Session,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, PageError> {
+    let generate =
+        GenerateView::new(&user, &GenerateRequest::default(), None).ok_or_else(|| {
+            PageError::Forbidden(
+                "Only members with the Read-Write or Admin role can generate access tokens."
+                    .to_owned(),
+            )
+        })?;
+    ok(&NewTokenPage {
+        layout: Layout::new(
+            &session,
+            Some(&user),
+            "New Personal Access Token",
+            "profile",
+        )?,
+        generate,
+    })
 }
 
 #[derive(Deserialize)]
@@ -218,7 +289,12 @@ pub async fn generate(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<GenerateForm>,
 ) -> Result<HttpResponse, PageError> {
-    let request = GenerateRequest { name: form.name, scope: form.scope, workspace: form.workspace, expiry: form.expiry };
+    let request = GenerateRequest {
+        name: form.name,
+        scope: form.scope,
+        workspace: form.workspace,
+        expiry: form.expiry,
+    };
     match app.generate_token(&user, &request, &meta, now()).await {
         Ok(issued) => {
             let pad = seal(&session, &issued)?;
@@ -230,15 +306,33 @@ pub async fn generate(
                 .max_age(Duration::minutes(10))
                 .finish();
             let mut response = see_other(urls::TOKENS_CREATED);
-            response.add_cookie(&cookie).map_err(|e| PageError::Internal(e.into()))?;
+            response
+                .add_cookie(&cookie)
+                .map_err(|e| PageError::Internal(e.into()))?;
             Ok(response)
         }
         Err(ServiceError::Invalid { field, message }) => {
-            let page = tokens_page(&app, &session, &user, &request, Some((field, message)), None).await?;
+            let page = tokens_page(
+                &app,
+                &session,
+                &user,
+                &request,
+                Some((field, message)),
+                None,
+            )
+            .await?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Err(ServiceError::Conflict { field, message }) => {
-            let page = tokens_page(&app, &session, &user, &request, Some((field, message)), None).await?;
+            let page = tokens_page(
+                &app,
+                &session,
+                &user,
+                &request,
+                Some((field, message)),
+                None,
+            )
+            .await?;
             render(StatusCode::CONFLICT, &page)
         }
         Err(err) => Err(err.into()),
@@ -251,7 +345,13 @@ fn seal(session: &Session, issued: &IssuedToken) -> Result<String, PageError> {
     let mut rng = rand::rng();
     let pad: Vec<u8> = (0..secret.len()).map(|_| rng.random::<u8>()).collect();
     let sealed: Vec<u8> = secret.iter().zip(&pad).map(|(s, p)| s ^ p).collect();
-    session.insert(ISSUED, Sealed { name: issued.name.clone(), sealed: to_hex(&sealed) })?;
+    session.insert(
+        ISSUED,
+        Sealed {
+            name: issued.name.clone(),
+            sealed: to_hex(&sealed),
+        },
+    )?;
     Ok(to_hex(&pad))
 }
 
@@ -271,26 +371,53 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
     if hex.len() % 2 != 0 {
         return None;
     }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The show-once view. Reloading it finds nothing to show.
-pub async fn created(app: App, req: HttpRequest, session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
+pub async fn created(
+    app: App,
+    req: HttpRequest,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, PageError> {
     let sealed = session.remove_as::<Sealed>(ISSUED).and_then(Result::ok);
     let pad = req.cookie(REVEAL_COOKIE).map(|c| c.value().to_owned());
     let revealed = match (sealed, pad) {
-        (Some(sealed), Some(pad)) => unseal(&sealed.sealed, &pad).map(|token| IssuedView { name: sealed.name, token }),
+        (Some(sealed), Some(pad)) => unseal(&sealed.sealed, &pad).map(|token| IssuedView {
+            name: sealed.name,
+            token,
+        }),
         _ => None,
     };
     let Some(issued) = revealed else {
-        flash(&session, "info", "A token is shown only once, right after it is generated. Generate a new one if you lost it.")?;
+        flash(
+            &session,
+            "info",
+            "A token is shown only once, right after it is generated. Generate a new one if you lost it.",
+        )?;
         return Ok(see_other(urls::TOKENS));
     };
-    let page = tokens_page(&app, &session, &user, &GenerateRequest::default(), None, Some(issued)).await?;
+    let page = tokens_page(
+        &app,
+        &session,
+        &user,
+        &GenerateRequest::default(),
+        None,
+        Some(issued),
+    )
+    .await?;
     let mut response = ok(&page)?;
-    let mut gone = Cookie::build(REVEAL_COOKIE, "").path(urls::TOKENS_CREATED).finish();
+    let mut gone = Cookie::build(REVEAL_COOKIE, "")
+        .path(urls::TOKENS_CREATED)
+        .finish();
     gone.make_removal();
-    response.add_cookie(&gone).map_err(|e| PageError::Internal(e.into()))?;
+    response
+        .add_cookie(&gone)
+        .map_err(|e| PageError::Internal(e.into()))?;
     Ok(response)
 }
 
@@ -306,7 +433,12 @@ pub struct ConfirmPage {
     pub cancel: &'static str,
 }
 
-pub async fn delete_confirm(app: App, session: Session, CurrentUser(user): CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, PageError> {
+pub async fn delete_confirm(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
     let token = app.own_token(&user, TokenId(*id)).await?;
     ok(&ConfirmPage {
         layout: Layout::new(&session, Some(&user), "Delete token", "profile")?,
@@ -326,12 +458,22 @@ pub async fn delete(
     id: web::Path<i64>,
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
-    let token = app.delete_own_token(&user, TokenId(*id), &meta, now()).await?;
-    flash(&session, "success", format!("Token “{}” deleted. It no longer works.", token.name))?;
+    let token = app
+        .delete_own_token(&user, TokenId(*id), &meta, now())
+        .await?;
+    flash(
+        &session,
+        "success",
+        format!("Token “{}” deleted. It no longer works.", token.name),
+    )?;
     Ok(see_other(urls::TOKENS))
 }
 
-pub async fn revoke_all_confirm(app: App, session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, PageError> {
+pub async fn revoke_all_confirm(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, PageError> {
     let count = app.own_tokens(&user).await?.len();
     if count == 0 {
         flash(&session, "info", "You have no tokens to revoke.")?;
@@ -380,7 +522,10 @@ mod tests {
         let secret = "tgp_abcdefghijklmnopqrstuvwxyz012345ABCDEF";
         let pad: Vec<u8> = (0..secret.len()).map(|i| (i * 37 + 11) as u8).collect();
         let sealed: Vec<u8> = secret.bytes().zip(&pad).map(|(s, p)| s ^ p).collect();
-        assert_eq!(unseal(&to_hex(&sealed), &to_hex(&pad)).as_deref(), Some(secret));
+        assert_eq!(
+            unseal(&to_hex(&sealed), &to_hex(&pad)).as_deref(),
+            Some(secret)
+        );
         assert!(!to_hex(&sealed).contains("abcdef"));
         assert_eq!(unseal("zz", "00"), None);
         assert_eq!(unseal("0000", "00"), None);

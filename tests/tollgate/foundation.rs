@@ -11,14 +11,23 @@ async fn setup_page(client: &crate::helpers::TestClient, code: &str) -> crate::h
 }
 
 fn setup_fields<'a>(code: &'a str, email: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![("code", code), ("organization", "Acme"), ("name", "Ada"), ("email", email), ("password", "a long password")]
+    vec![
+        ("code", code),
+        ("organization", "Acme"),
+        ("name", "Ada"),
+        ("email", email),
+        ("password", "a long password"),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_setup_needs_the_printed_code_and_works_only_once() {
     for backend in backends() {
         let mut app = spawn_empty_app(backend).await;
-        let code = app.setup_code.clone().expect("a setup code while no user exists");
+        let code = app
+            .setup_code
+            .clone()
+            .expect("a setup code while no user exists");
         let client = app.client();
 
         // Without the code the page only explains where to find it.
@@ -29,7 +38,12 @@ async fn first_run_setup_needs_the_printed_code_and_works_only_once() {
         // A wrong code is refused and creates nothing.
         let page = client.get("/setup?code=wrong").await;
         assert_eq!(page.status, StatusCode::FORBIDDEN);
-        let res = client.post_form("/setup", &setup_fields("wrong-code-000000000000", "eve@example.com")).await;
+        let res = client
+            .post_form(
+                "/setup",
+                &setup_fields("wrong-code-000000000000", "eve@example.com"),
+            )
+            .await;
         assert_eq!(res.status, StatusCode::FORBIDDEN, "{backend:?}");
         assert_eq!(app.count("users").await, 0);
 
@@ -39,7 +53,11 @@ async fn first_run_setup_needs_the_printed_code_and_works_only_once() {
         let mut bad = setup_fields(&code, "not-an-email");
         let res = client.post_form("/setup", &bad).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(res.text(".form-error").contains("valid email"), "{}", res.text(".form-error"));
+        assert!(
+            res.text(".form-error").contains("valid email"),
+            "{}",
+            res.text(".form-error")
+        );
         assert_eq!(app.count("users").await, 0);
         assert_eq!(app.count("organizations").await, 0);
         bad[4] = ("password", "short");
@@ -49,7 +67,9 @@ async fn first_run_setup_needs_the_printed_code_and_works_only_once() {
         assert_eq!(app.count("users").await, 0);
 
         // The right code sets up the organization and signs the Admin in.
-        let res = client.post_form("/setup", &setup_fields(&code, "Ada@Example.com")).await;
+        let res = client
+            .post_form("/setup", &setup_fields(&code, "Ada@Example.com"))
+            .await;
         assert_eq!(res.status, StatusCode::SEE_OTHER);
         assert_eq!(res.location().as_deref(), Some("/profile"));
         let profile = client.get("/profile").await;
@@ -59,8 +79,13 @@ async fn first_run_setup_needs_the_printed_code_and_works_only_once() {
 
         // Once a user exists, setup is closed, even with the code.
         let again = app.client();
-        assert_eq!(again.get(&format!("/setup?code={code}")).await.status, StatusCode::FORBIDDEN);
-        let res = again.post_form("/setup", &setup_fields(&code, "eve@example.com")).await;
+        assert_eq!(
+            again.get(&format!("/setup?code={code}")).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let res = again
+            .post_form("/setup", &setup_fields(&code, "eve@example.com"))
+            .await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
         assert_eq!(app.count("users").await, 1);
         app.stop().await;
@@ -263,9 +288,19 @@ each_backend! {
 async fn secure_cookies_when_the_public_url_is_https() {
     let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
     crate::helpers::seed(&database.url).await;
-    let mut app = crate::helpers::spawn_with(Backend::Sqlite, database, |c| c.public_url = Some("https://tokens.example.com".to_owned())).await;
+    let mut app = crate::helpers::spawn_with(Backend::Sqlite, database, |c| {
+        c.public_url = Some("https://tokens.example.com".to_owned())
+    })
+    .await;
     let res = app.client().get("/login").await;
-    let cookie = res.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("tollgate_session=")).expect("session cookie").to_owned();
+    let cookie = res
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("tollgate_session="))
+        .expect("session cookie")
+        .to_owned();
     assert!(cookie.contains("Secure"), "{cookie}");
     app.stop().await;
 }
@@ -319,7 +354,12 @@ fn cli(database_url: &str, args: &[&str], stdin: &str) -> std::process::Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run tollgate");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -331,37 +371,160 @@ async fn the_command_line_creates_users_and_explains_every_refusal() {
         let run = |args: &[&str], stdin: &str| cli(&url, args, stdin);
 
         let out = run(&["migrate"], "");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
-        let out = run(&["users", "create", "--email", "Root@Example.com", "--role", "admin", "--password-stdin"], "a long password\n");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(
+            &[
+                "users",
+                "create",
+                "--email",
+                "Root@Example.com",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+            "a long password\n",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.com"));
 
         let db = tollgate::storage::Db::connect(&url).await.unwrap();
-        let users = || async { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(db.pool()).await.unwrap() };
+        let users = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        };
         assert_eq!(users().await, 1);
-        let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations").fetch_one(db.pool()).await.unwrap();
+        let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
         assert_eq!(orgs, 1, "the organization is created with the first user");
 
         for (args, stdin, says) in [
-            (vec!["users", "create", "--email", "ROOT@example.com", "--role", "read-only", "--password-stdin"], "a long password\n", "already exists"),
-            (vec!["users", "create", "--email", "new@example.com", "--role", "owner", "--password-stdin"], "a long password\n", "Unknown role"),
-            (vec!["users", "create", "--email", "not-an-email", "--role", "admin", "--password-stdin"], "a long password\n", "valid email"),
-            (vec!["users", "create", "--email", "new@example.com", "--role", "admin", "--password-stdin"], "\n", "can not be empty"),
-            (vec!["users", "create", "--email", "new@example.com", "--role", "admin", "--password-stdin"], "", "can not be empty"),
-            (vec!["users", "create", "--email", "new@example.com", "--role", "admin"], "a long password\n", "--password-stdin"),
+            (
+                vec![
+                    "users",
+                    "create",
+                    "--email",
+                    "ROOT@example.com",
+                    "--role",
+                    "read-only",
+                    "--password-stdin",
+                ],
+                "a long password\n",
+                "already exists",
+            ),
+            (
+                vec![
+                    "users",
+                    "create",
+                    "--email",
+                    "new@example.com",
+                    "--role",
+                    "owner",
+                    "--password-stdin",
+                ],
+                "a long password\n",
+                "Unknown role",
+            ),
+            (
+                vec![
+                    "users",
+                    "create",
+                    "--email",
+                    "not-an-email",
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                "a long password\n",
+                "valid email",
+            ),
+            (
+                vec![
+                    "users",
+                    "create",
+                    "--email",
+                    "new@example.com",
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                "\n",
+                "can not be empty",
+            ),
+            (
+                vec![
+                    "users",
+                    "create",
+                    "--email",
+                    "new@example.com",
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                "",
+                "can not be empty",
+            ),
+            (
+                vec![
+                    "users",
+                    "create",
+                    "--email",
+                    "new@example.com",
+                    "--role",
+                    "admin",
+                ],
+                "a long password\n",
+                "--password-stdin",
+            ),
         ] {
             let out = run(&args, stdin);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{args:?} succeeded");
             assert!(stderr.contains(says), "{args:?}: {stderr}");
-            assert!(stderr.lines().filter(|l| !l.trim().is_empty()).count() <= 4, "short message: {stderr}");
+            assert!(
+                stderr.lines().filter(|l| !l.trim().is_empty()).count() <= 4,
+                "short message: {stderr}"
+            );
         }
         assert_eq!(users().await, 1, "no refused command changed anything");
 
-        let out = run(&["users", "create", "--email", "dev@example.com", "--role", "read-write", "--name", "Dev", "--workspace", "Staging", "--password-stdin"], "another long password");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let workspaces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces").fetch_one(db.pool()).await.unwrap();
+        let out = run(
+            &[
+                "users",
+                "create",
+                "--email",
+                "dev@example.com",
+                "--role",
+                "read-write",
+                "--name",
+                "Dev",
+                "--workspace",
+                "Staging",
+                "--password-stdin",
+            ],
+            "another long password",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let workspaces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
         assert_eq!(workspaces, 2);
         db.close().await;
     }

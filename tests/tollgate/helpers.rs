@@ -40,7 +40,9 @@ pub fn backends() -> Vec<Backend> {
 }
 
 pub fn postgres_url() -> Option<String> {
-    std::env::var("TOLLGATE_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("TOLLGATE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// Runs a test body once per backend, each time against a fresh app.
@@ -76,16 +78,34 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("tollgate.db").display());
-                Self { url, _dir: Some(dir), postgres: None }
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                }
             }
             Backend::Postgres => {
                 let admin_url = postgres_url().expect("TOLLGATE_TEST_DATABASE_URL");
-                let name = format!("tollgate_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), now() % 100_000);
-                let db = Db::connect(&admin_url).await.expect("connect to the test PostgreSQL server");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(db.pool()).await.expect("create test database");
+                let name = format!(
+                    "tollgate_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed),
+                    now() % 100_000
+                );
+                let db = Db::connect(&admin_url)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(db.pool())
+                    .await
+                    .expect("create test database");
                 db.close().await;
                 let url = replace_database(&admin_url, &name);
-                Self { url, _dir: None, postgres: Some((admin_url, name)) }
+                Self {
+                    url,
+                    _dir: None,
+                    postgres: Some((admin_url, name)),
+                }
             }
         }
     }
@@ -112,10 +132,17 @@ impl Drop for TestDatabase {
         if let Some((admin_url, name)) = self.postgres.take() {
             // Drop runs outside async code: use a runtime of our own.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
                 rt.block_on(async {
                     if let Ok(db) = Db::connect(&admin_url).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(db.pool()).await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(db.pool())
+                        .await;
                         db.close().await;
                     }
                 });
@@ -166,15 +193,32 @@ pub async fn seed(url: &str) {
     let db = Db::connect(url).await.expect("connect");
     db.migrate().await.expect("migrate");
     let core = Tollgate::new(db.clone(), None);
-    for (email, role, name) in [(ADMIN, "admin", "Ada Admin"), (WRITER, "read-write", "Will Writer"), (READER, "read-only", "Rita Reader")] {
-        core.create_user(NewUser { email, name: Some(name), role, workspace: None, password: PASSWORD }, now())
-            .await
-            .expect("seed user");
+    for (email, role, name) in [
+        (ADMIN, "admin", "Ada Admin"),
+        (WRITER, "read-write", "Will Writer"),
+        (READER, "read-only", "Rita Reader"),
+    ] {
+        core.create_user(
+            NewUser {
+                email,
+                name: Some(name),
+                role,
+                workspace: None,
+                password: PASSWORD,
+            },
+            now(),
+        )
+        .await
+        .expect("seed user");
     }
     db.close().await;
 }
 
-pub async fn spawn_with(backend: Backend, database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_with(
+    backend: Backend,
+    database: TestDatabase,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = test_config(&database.url);
     adjust(&mut config);
     let application = Application::build(config).await.expect("build app");
@@ -183,7 +227,15 @@ pub async fn spawn_with(backend: Backend, database: TestDatabase, adjust: impl F
     let setup_code = application.setup_code().map(str::to_owned);
     let handle = application.handle();
     let server = tokio::spawn(application.run_until_stopped());
-    let app = TestApp { backend, address, core, setup_code, database, handle, server: Some(server) };
+    let app = TestApp {
+        backend,
+        address,
+        core,
+        setup_code,
+        database,
+        handle,
+        server: Some(server),
+    };
     app.wait_until_ready().await;
     app
 }
@@ -193,7 +245,11 @@ impl TestApp {
         // PostgreSQL: the token cache waits for its LISTEN connection; give
         // it a moment so tests exercise the cached path too.
         for _ in 0..100 {
-            if reqwest::get(format!("{}/readyz", self.address)).await.map(|r| r.status().is_success()).unwrap_or(false) {
+            if reqwest::get(format!("{}/readyz", self.address))
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+            {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -212,7 +268,12 @@ impl TestApp {
     pub async fn signed_in(&self, email: &str) -> TestClient {
         let client = self.client();
         let res = client.login(email, PASSWORD).await;
-        assert_eq!(res.status, StatusCode::SEE_OTHER, "sign-in of {email} failed: {}", res.body);
+        assert_eq!(
+            res.status,
+            StatusCode::SEE_OTHER,
+            "sign-in of {email} failed: {}",
+            res.body
+        );
         client
     }
 
@@ -228,15 +289,33 @@ impl TestApp {
     }
 
     pub async fn user_id(&self, email: &str) -> i64 {
-        sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email).fetch_one(self.db().pool()).await.expect("user id")
+        sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_one(self.db().pool())
+            .await
+            .expect("user id")
     }
 
     /// Creates a token for `email` through the service and returns its secret.
     pub async fn token_for(&self, email: &str, name: &str, scope: &str) -> (i64, String) {
         let id = self.user_id(email).await;
-        let user = self.core.signed_in_user(tollgate::domain::UserId(id)).await.expect("load user").expect("user exists");
-        let request = tollgate::service::tokens::GenerateRequest { name: name.to_owned(), scope: Some(scope.to_owned()), workspace: None, expiry: None };
-        let issued = self.core.generate_token(&user, &request, &Default::default(), now()).await.expect("generate token");
+        let user = self
+            .core
+            .signed_in_user(tollgate::domain::UserId(id))
+            .await
+            .expect("load user")
+            .expect("user exists");
+        let request = tollgate::service::tokens::GenerateRequest {
+            name: name.to_owned(),
+            scope: Some(scope.to_owned()),
+            workspace: None,
+            expiry: None,
+        };
+        let issued = self
+            .core
+            .generate_token(&user, &request, &Default::default(), now())
+            .await
+            .expect("generate token");
         (issued.id.0, issued.token.expose().to_owned())
     }
 
@@ -262,13 +341,26 @@ impl Page {
     }
 
     pub fn location(&self) -> Option<String> {
-        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// Text of every element matching `selector`, whitespace-collapsed.
     pub fn texts(&self, selector: &str) -> Vec<String> {
         let selector = Selector::parse(selector).expect("selector");
-        self.html().select(&selector).map(|e| e.text().collect::<Vec<_>>().join(" ").split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+        self.html()
+            .select(&selector)
+            .map(|e| {
+                e.text()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
     }
 
     pub fn text(&self, selector: &str) -> String {
@@ -282,7 +374,11 @@ impl Page {
 
     pub fn attr(&self, selector: &str, name: &str) -> Option<String> {
         let selector = Selector::parse(selector).expect("selector");
-        self.html().select(&selector).next().and_then(|e| e.value().attr(name)).map(str::to_owned)
+        self.html()
+            .select(&selector)
+            .next()
+            .and_then(|e| e.value().attr(name))
+            .map(str::to_owned)
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -304,7 +400,11 @@ impl TestClient {
             .cookie_provider(jar.clone())
             .build()
             .expect("client");
-        Self { base: base.to_owned(), http, jar }
+        Self {
+            base: base.to_owned(),
+            http,
+            jar,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -318,7 +418,8 @@ impl TestClient {
     /// The CSRF token of this client's session (read from a page's form).
     pub async fn csrf(&self) -> String {
         let page = self.get("/login").await;
-        page.attr("meta[name=csrf-token]", "content").expect("the layout's CSRF token")
+        page.attr("meta[name=csrf-token]", "content")
+            .expect("the layout's CSRF token")
     }
 
     /// Posts a form the way a browser on this site does: with the session's
@@ -331,7 +432,12 @@ impl TestClient {
     }
 
     /// Posts exactly these fields with this `Origin` (None: no header).
-    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)], origin: Option<&str>) -> Page {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> Page {
         let mut request = self.http.post(self.url(path)).form(fields);
         if let Some(origin) = origin {
             request = request.header("Origin", origin);
@@ -340,7 +446,8 @@ impl TestClient {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Page {
-        self.post_form("/login", &[("email", email), ("password", password)]).await
+        self.post_form("/login", &[("email", email), ("password", password)])
+            .await
     }
 
     /// The value of a cookie this client holds.
@@ -348,7 +455,11 @@ impl TestClient {
         use reqwest::cookie::CookieStore;
         let url = self.base.parse().expect("url");
         let header = self.jar.cookies(&url)?;
-        header.to_str().ok()?.split("; ").find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_owned))
     }
 
     /// Generates a token through the dashboard and returns (page after
@@ -368,11 +479,20 @@ pub async fn read(res: reqwest::Response) -> Page {
     let status = res.status();
     let headers = res.headers().clone();
     let body = res.text().await.expect("body");
-    Page { status, headers, body }
+    Page {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// A plain API request with an Authorization header.
-pub async fn api(app: &TestApp, method: reqwest::Method, path: &str, authorization: Option<&str>) -> Page {
+pub async fn api(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    authorization: Option<&str>,
+) -> Page {
     let mut request = reqwest::Client::new().request(method, format!("{}{}", app.address, path));
     if let Some(value) = authorization {
         request = request.header("Authorization", value);
