@@ -99,8 +99,8 @@ impl Tollgate {
     ) -> Result<Invitation, ServiceError> {
         let email = Email::parse(email).map_err(|e| ServiceError::invalid("email", e))?;
         let role: Role = role.parse().map_err(|e| ServiceError::invalid("role", e))?;
-        if let Some(user) = storage::users::find_by_email(self.db.pool(), email.as_str()).await? {
-            if storage::organizations::find_member(self.db.pool(), workspace.0, user.id)
+        if let Some(user) = storage::users::find_by_email(self.db.pool(), email.as_str()).await?
+            && storage::organizations::find_member(self.db.pool(), workspace.0, user.id)
                 .await?
                 .is_some()
             {
@@ -109,7 +109,6 @@ impl Tollgate {
                     message: format!("{email} is already a member of this workspace."),
                 });
             }
-        }
         let code = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let mut tx = self.db.begin().await?;
         let invitation = NewInvitation {

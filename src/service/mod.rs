@@ -27,9 +27,10 @@ pub struct Tollgate {
 
 impl Tollgate {
     pub fn new(db: Db, support_contact: Option<String>) -> Self {
+        let tokens = Arc::new(TokenCache::new(db.sqlite_path()));
         Self {
             db,
-            tokens: Arc::new(TokenCache::new()),
+            tokens,
             support_contact,
         }
     }

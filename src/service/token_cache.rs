@@ -5,26 +5,34 @@
 //! the request does, so verified tokens are cached by digest. The cache stays
 //! exact because every change that could alter a token's rights (deleting,
 //! revoking or rotating a token; changing, disabling or removing its owner)
-//! clears it after commit:
-//! - on this instance, directly;
-//! - on every other instance sharing a PostgreSQL database, through
-//!   `NOTIFY tollgate_auth`, sent inside the changing transaction so that it
-//!   goes out exactly at commit. The changing request waits for its own
-//!   listener to hear the notification before answering, so by the time a
-//!   client sees "deleted", every listening instance has been told.
-//! While the PostgreSQL listener is not connected, the cache is bypassed.
+//! clears it, and the change is not answered before every instance has:
+//! - this instance clears its cache directly after commit;
+//! - instances sharing a PostgreSQL database hear `NOTIFY tollgate_auth`,
+//!   sent inside the changing transaction so it goes out exactly at commit.
+//!   Each clears its cache and acknowledges; the changing instance waits for
+//!   the acknowledgement of every live peer (peers announce themselves every
+//!   few seconds) before it answers, so the next request anywhere sees the
+//!   change. A peer that does not answer within two seconds is logged and
+//!   no longer waited for; while an instance's own listener is disconnected
+//!   it bypasses its cache.
+//! - instances sharing one SQLite file notice each other's commits through
+//!   the file itself: every commit changes the size or modification time of
+//!   the database or its WAL, and each lookup compares them (one `stat` per
+//!   file, no query) before trusting the cache.
+//!
 //! A generation counter stops a lookup that raced with a change from putting
-//! a stale entry back. SQLite serves a single instance; its cache is cleared
-//! locally.
+//! a stale entry back.
 //!
 //! Expiry is checked against `now` at every request, and the owner's role and
 //! status are part of the cached entry, cleared with it when they change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
+use rand::distr::{Alphanumeric, SampleString};
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
@@ -35,6 +43,10 @@ use crate::storage::{self, Backend, Db, Tx};
 
 pub const CHANNEL: &str = "tollgate_auth";
 const MAX_ENTRIES: usize = 100_000;
+/// How often an instance tells its peers it is alive, and when they forget it.
+const HELLO_EVERY: Duration = Duration::from_secs(2);
+const PEER_FORGOTTEN_AFTER: Duration = Duration::from_secs(7);
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The caller of an API request, as its token and owner are *now*.
 #[derive(Debug, Clone)]
@@ -85,28 +97,108 @@ pub struct TokenCache {
     generation: AtomicU64,
     /// False until the PostgreSQL listener is connected (always true on SQLite).
     enabled: AtomicBool,
-    /// Counts notifications heard, to wait for our own echo.
-    heard: AtomicU64,
-    heard_signal: Notify,
     /// token id → minute it was last used, waiting to be written.
     pending_last_used: Mutex<HashMap<i64, i64>>,
+    /// SQLite: notices commits made by other processes.
+    file_probe: Option<FileProbe>,
+    /// PostgreSQL: the other instances and their acknowledgements.
+    peers: Peers,
 }
 
-impl Default for TokenCache {
-    fn default() -> Self {
-        Self::new()
+/// Size and modification time of the SQLite file and its WAL.
+struct FileProbe {
+    files: [PathBuf; 2],
+    seen: Mutex<Option<[(u64, SystemTime); 2]>>,
+}
+
+impl FileProbe {
+    fn new(database: &Path) -> Self {
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        Self {
+            files: [database.to_path_buf(), PathBuf::from(wal)],
+            seen: Mutex::new(None),
+        }
+    }
+
+    /// True when the files changed since the last look (or can't be read).
+    fn changed(&self) -> bool {
+        let read = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        };
+        let Some(db) = read(&self.files[0]) else {
+            return true;
+        };
+        let wal = read(&self.files[1]).unwrap_or((0, SystemTime::UNIX_EPOCH));
+        let Ok(mut seen) = self.seen.lock() else {
+            return true;
+        };
+        let changed = *seen != Some([db, wal]);
+        *seen = Some([db, wal]);
+        changed
+    }
+}
+
+/// The invalidation protocol between instances sharing PostgreSQL. Messages
+/// on the channel: `hello <id>`, `inv <origin> <seq>`, `ack <origin> <seq> <id>`.
+struct Peers {
+    id: String,
+    next_seq: AtomicU64,
+    live: Mutex<HashMap<String, Instant>>,
+    acks: Mutex<HashMap<u64, HashSet<String>>>,
+    acked: Notify,
+}
+
+impl Peers {
+    fn new() -> Self {
+        Self {
+            id: Alphanumeric.sample_string(&mut rand::rng(), 12),
+            next_seq: AtomicU64::new(1),
+            live: Mutex::new(HashMap::new()),
+            acks: Mutex::new(HashMap::new()),
+            acked: Notify::new(),
+        }
+    }
+
+    fn saw(&self, peer: &str) {
+        if peer != self.id
+            && let Ok(mut live) = self.live.lock() {
+                live.insert(peer.to_owned(), Instant::now());
+            }
+    }
+
+    fn live_peers(&self) -> Vec<String> {
+        let Ok(mut live) = self.live.lock() else {
+            return Vec::new();
+        };
+        live.retain(|_, seen| seen.elapsed() < PEER_FORGOTTEN_AFTER);
+        live.keys().cloned().collect()
+    }
+
+    fn missing_acks(&self, seq: u64, peers: &[String]) -> Vec<String> {
+        let acks = self.acks.lock().ok();
+        let got = acks.as_ref().and_then(|a| a.get(&seq));
+        peers
+            .iter()
+            .filter(|p| !got.is_some_and(|g| g.contains(*p)))
+            .cloned()
+            .collect()
     }
 }
 
 impl TokenCache {
-    pub fn new() -> Self {
+    /// `sqlite_file`: the database file on SQLite, so that commits made by
+    /// other processes on the same file are noticed.
+    pub fn new(sqlite_file: Option<&Path>) -> Self {
         Self {
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
-            heard: AtomicU64::new(0),
-            heard_signal: Notify::new(),
             pending_last_used: Mutex::new(HashMap::new()),
+            file_probe: sqlite_file.map(FileProbe::new),
+            peers: Peers::new(),
         }
     }
 
@@ -146,6 +238,10 @@ impl TokenCache {
         if !self.enabled.load(Ordering::Acquire) {
             return None;
         }
+        if self.file_probe.as_ref().is_some_and(FileProbe::changed) {
+            self.clear();
+            return None;
+        }
         self.entries.read().ok()?.get(digest).cloned()
     }
 
@@ -175,22 +271,16 @@ impl TokenCache {
         }
     }
 
-    /// For SQLite (one instance): the cache is usable at once.
-    pub fn enable_local(&self) {
-        self.enabled.store(true, Ordering::Release);
-    }
-
     pub fn cached_len(&self) -> usize {
         self.entries.read().map(|e| e.len()).unwrap_or(0)
     }
 
     fn record_use(&self, entry: &Entry, now: i64) {
         let minute = now - now.rem_euclid(60);
-        if entry.last_used.fetch_max(minute, Ordering::AcqRel) < minute {
-            if let Ok(mut pending) = self.pending_last_used.lock() {
+        if entry.last_used.fetch_max(minute, Ordering::AcqRel) < minute
+            && let Ok(mut pending) = self.pending_last_used.lock() {
                 pending.insert(entry.row.token_id, minute);
             }
-        }
     }
 
     /// Writes the coalesced "last used" times. Runs in the background and at
@@ -206,56 +296,56 @@ impl TokenCache {
         Ok(pending.len())
     }
 
-    /// Inside a transaction that changes token rights: on PostgreSQL, queue the
-    /// notification that goes out to every instance at commit.
+    /// Inside a transaction that changes token rights: on PostgreSQL, queue
+    /// the notification that goes out to every instance at commit.
     pub async fn announce_change(&self, db: &Db, tx: &mut Tx) -> Result<ChangeTicket, sqlx::Error> {
+        let seq = self.peers.next_seq.fetch_add(1, Ordering::AcqRel);
         if db.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&mut **tx)
-                .await?;
+            notify(&mut **tx, &format!("inv {} {seq}", self.peers.id)).await?;
         }
-        Ok(ChangeTicket {
-            heard_before: self.heard.load(Ordering::Acquire),
-        })
+        Ok(ChangeTicket { seq })
     }
 
-    /// After commit: clear this instance and wait (briefly) until our own
-    /// listener has heard the notification, which every other listening
-    /// instance receives at the same moment.
+    /// After commit: clear this instance, then wait until every live peer has
+    /// cleared its own cache (PostgreSQL).
     pub async fn after_commit(&self, db: &Db, ticket: ChangeTicket) {
         self.clear();
-        if db.backend() != Backend::Postgres || !self.enabled.load(Ordering::Acquire) {
+        if db.backend() != Backend::Postgres {
             return;
         }
-        let wait = async {
-            loop {
-                let signal = self.heard_signal.notified();
-                if self.heard.load(Ordering::Acquire) > ticket.heard_before {
-                    return;
-                }
-                signal.await;
+        let peers = self.peers.live_peers();
+        let deadline = Instant::now() + ACK_TIMEOUT;
+        loop {
+            let signal = self.peers.acked.notified();
+            let missing = self.peers.missing_acks(ticket.seq, &peers);
+            if missing.is_empty() {
+                break;
             }
-        };
-        if tokio::time::timeout(Duration::from_secs(2), wait)
-            .await
-            .is_err()
-        {
-            tracing::warn!("token change notification was not echoed within 2 s");
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, signal).await.is_err() {
+                tracing::warn!(
+                    ?missing,
+                    "instances did not acknowledge a token change in time"
+                );
+                break;
+            }
+        }
+        if let Ok(mut acks) = self.peers.acks.lock() {
+            acks.remove(&ticket.seq);
         }
     }
 
-    /// Keeps a LISTEN connection open on PostgreSQL and clears the cache on
-    /// every notification. The cache is used only while this is connected.
+    /// Keeps a LISTEN connection open on PostgreSQL and runs the protocol
+    /// described at the top. On SQLite the cache is usable at once.
     pub async fn listen(self: Arc<Self>, db: Db) {
         if db.backend() != Backend::Postgres {
-            self.enable_local();
+            self.enabled.store(true, Ordering::Release);
             return;
         }
         loop {
             match PgListener::connect(db.url()).await {
                 Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => self.serve_notifications(&mut listener).await,
+                    Ok(()) => self.serve_notifications(&db, &mut listener).await,
                     Err(err) => tracing::warn!(error = %err, "LISTEN failed; token cache bypassed"),
                 },
                 Err(err) => {
@@ -266,32 +356,77 @@ impl TokenCache {
         }
     }
 
-    async fn serve_notifications(&self, listener: &mut PgListener) {
+    async fn serve_notifications(&self, db: &Db, listener: &mut PgListener) {
+        let hello = format!("hello {}", self.peers.id);
+        if notify(db.pool(), &hello).await.is_err() {
+            return;
+        }
         // Anything cached before we listened may have missed a notification.
         self.clear();
         self.enabled.store(true, Ordering::Release);
+        let mut hello_timer = tokio::time::interval(HELLO_EVERY);
         loop {
-            match listener.try_recv().await {
-                Ok(Some(_)) => {
-                    self.clear();
-                    self.heard.fetch_add(1, Ordering::AcqRel);
-                    self.heard_signal.notify_waiters();
-                }
-                Ok(None) | Err(_) => {
-                    self.enabled.store(false, Ordering::Release);
-                    self.clear();
-                    tracing::warn!("token listener lost its connection; token cache bypassed");
-                    return;
+            tokio::select! {
+                message = listener.try_recv() => match message {
+                    Ok(Some(notification)) => self.on_message(db, notification.payload()).await,
+                    Ok(None) | Err(_) => break,
+                },
+                _ = hello_timer.tick() => {
+                    if let Err(err) = notify(db.pool(), &hello).await {
+                        tracing::warn!(error = %err, "announcing this instance failed");
+                    }
                 }
             }
         }
+        self.enabled.store(false, Ordering::Release);
+        self.clear();
+        tracing::warn!("token listener lost its connection; token cache bypassed");
     }
+
+    async fn on_message(&self, db: &Db, payload: &str) {
+        let mut words = payload.split(' ');
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("hello"), Some(peer), None, None) => self.peers.saw(peer),
+            (Some("inv"), Some(origin), Some(seq), None) => {
+                self.peers.saw(origin);
+                if origin != self.peers.id {
+                    self.clear();
+                    let ack = format!("ack {origin} {seq} {}", self.peers.id);
+                    if let Err(err) = notify(db.pool(), &ack).await {
+                        tracing::warn!(error = %err, "acknowledging a token change failed");
+                    }
+                }
+            }
+            (Some("ack"), Some(origin), Some(seq), Some(from)) => {
+                self.peers.saw(from);
+                if origin == self.peers.id {
+                    if let (Ok(seq), Ok(mut acks)) = (seq.parse::<u64>(), self.peers.acks.lock()) {
+                        acks.entry(seq).or_default().insert(from.to_owned());
+                    }
+                    self.peers.acked.notify_waiters();
+                }
+            }
+            _ => tracing::warn!("ignoring an unknown message on the token channel"),
+        }
+    }
+}
+
+async fn notify<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    payload: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(ex)
+        .await
+        .map(|_| ())
 }
 
 /// Proof that a change was announced; handed to `after_commit`.
 #[must_use]
 pub struct ChangeTicket {
-    heard_before: u64,
+    seq: u64,
 }
 
 fn judge(row: &AuthRow, now: i64) -> Result<Principal, AuthFailure> {

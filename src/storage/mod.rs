@@ -34,6 +34,7 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Db {
@@ -94,10 +95,14 @@ impl Db {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
+        let sqlite_path = (backend == Backend::Sqlite)
+            .then(|| sqlite_file(url))
+            .flatten();
         Ok(Self {
             pool,
             backend,
             url: url.to_owned(),
+            sqlite_path,
         })
     }
 
@@ -127,6 +132,11 @@ impl Db {
         &self.url
     }
 
+    /// The SQLite database file, when there is one.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        self.sqlite_path.as_deref()
+    }
+
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.pool.begin().await
     }
@@ -144,18 +154,21 @@ impl Db {
     }
 }
 
-fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
+    let Some(path) = sqlite_file(url) else {
         return Ok(());
-    }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
+    };
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating the folder {}", parent.display()))?;
         }
-    }
     Ok(())
 }
 

@@ -4,5 +4,6 @@
 
 mod helpers;
 
+mod api;
 mod foundation;
 mod tokens_pages;
