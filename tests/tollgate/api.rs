@@ -188,7 +188,6 @@ fn rank(level: &str) -> u8 {
 
 each_backend! {
     async fn every_endpoint_answers_every_role_and_scope_as_the_rules_say(app) {
-        let other = app.user_id(ADMIN).await;
         for (owner, role, scopes) in [(WRITER, "read-write", &["read-only", "read-write"][..]), (ADMIN, "admin", &["read-only", "read-write", "admin"][..])] {
             for &scope in scopes {
                 for &(method, path, needs) in MATRIX {
@@ -212,7 +211,6 @@ each_backend! {
                 }
             }
         }
-        assert!(other > 0);
     }
 }
 
