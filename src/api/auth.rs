@@ -94,12 +94,13 @@ impl FromRequest for ApiCaller {
                 .map_err(crate::service::ServiceError::from)?;
             let principal = verdict.map_err(refusal)?;
             if let Some(email) = basic_email
-                && !email.trim().eq_ignore_ascii_case(&principal.email) {
-                    return Err(ApiError::unauthorized(
-                        "invalid_credentials",
-                        "The user name must be the email of the token's owner.",
-                    ));
-                }
+                && !email.trim().eq_ignore_ascii_case(&principal.email)
+            {
+                return Err(ApiError::unauthorized(
+                    "invalid_credentials",
+                    "The user name must be the email of the token's owner.",
+                ));
+            }
             Ok(ApiCaller(principal))
         })
     }

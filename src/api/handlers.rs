@@ -20,13 +20,14 @@ type App = web::Data<Tollgate>;
 /// Reads paging parameters; a cursor is the opaque position of the last item.
 fn paging(query: &PageQuery) -> Result<(Option<i64>, Option<i64>), ApiError> {
     if let Some(limit) = query.limit
-        && !(1..=200).contains(&limit) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "`limit` must be between 1 and 200.",
-            ));
-        }
+        && !(1..=200).contains(&limit)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "`limit` must be between 1 and 200.",
+        ));
+    }
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(raw) => Some(raw.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {

@@ -103,12 +103,12 @@ impl Tollgate {
             && storage::organizations::find_member(self.db.pool(), workspace.0, user.id)
                 .await?
                 .is_some()
-            {
-                return Err(ServiceError::Conflict {
-                    field: "email",
-                    message: format!("{email} is already a member of this workspace."),
-                });
-            }
+        {
+            return Err(ServiceError::Conflict {
+                field: "email",
+                message: format!("{email} is already a member of this workspace."),
+            });
+        }
         let code = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let mut tx = self.db.begin().await?;
         let invitation = NewInvitation {

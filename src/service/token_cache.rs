@@ -164,9 +164,10 @@ impl Peers {
 
     fn saw(&self, peer: &str) {
         if peer != self.id
-            && let Ok(mut live) = self.live.lock() {
-                live.insert(peer.to_owned(), Instant::now());
-            }
+            && let Ok(mut live) = self.live.lock()
+        {
+            live.insert(peer.to_owned(), Instant::now());
+        }
     }
 
     fn live_peers(&self) -> Vec<String> {
@@ -278,9 +279,10 @@ impl TokenCache {
     fn record_use(&self, entry: &Entry, now: i64) {
         let minute = now - now.rem_euclid(60);
         if entry.last_used.fetch_max(minute, Ordering::AcqRel) < minute
-            && let Ok(mut pending) = self.pending_last_used.lock() {
-                pending.insert(entry.row.token_id, minute);
-            }
+            && let Ok(mut pending) = self.pending_last_used.lock()
+        {
+            pending.insert(entry.row.token_id, minute);
+        }
     }
 
     /// Writes the coalesced "last used" times. Runs in the background and at

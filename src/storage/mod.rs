@@ -165,10 +165,11 @@ fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
         return Ok(());
     };
     if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating the folder {}", parent.display()))?;
-        }
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the folder {}", parent.display()))?;
+    }
     Ok(())
 }
 

@@ -179,7 +179,6 @@ pub async fn spawn_empty_app(backend: Backend) -> TestApp {
 /// An app with an organization, the "Default" workspace and one member of
 /// each role (ADMIN, WRITER, READER; all with PASSWORD).
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    
     spawn_empty_app_without_code(backend).await
 }
 

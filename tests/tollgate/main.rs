@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin_pages;
 mod api;
 mod foundation;
 mod tokens_pages;
