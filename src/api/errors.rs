@@ -55,6 +55,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { message, .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
+            ServiceError::TooManyAttempts { message, .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+            }
             ServiceError::Unexpected(err) => {
                 tracing::error!(error = ?err, "API request failed");
                 Self::new(

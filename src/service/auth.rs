@@ -128,6 +128,16 @@ impl Tollgate {
         };
         let password =
             Password::parse(password).map_err(|e| ServiceError::invalid("password", e))?;
+        if let Some(retry_after) = self
+            .sign_in_throttle
+            .retry_after(&meta.ip, email.trim(), now)
+        {
+            let minutes = (retry_after + 59) / 60;
+            return Err(ServiceError::TooManyAttempts {
+                retry_after,
+                message: format!("Too many failed sign-ins. Try again in {minutes} minute(s)."),
+            });
+        }
         let user = match Email::parse(email) {
             Ok(email) => storage::users::find_by_email(self.db.pool(), email.as_str()).await?,
             Err(_) => None,
@@ -135,8 +145,10 @@ impl Tollgate {
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matches = passwords::verify(stored, &password).await?;
         let Some(user) = user.filter(|u| matches && u.disabled_at.is_none()) else {
+            self.sign_in_throttle.failed(&meta.ip, email.trim(), now);
             return Err(failed());
         };
+        self.sign_in_throttle.succeeded(&meta.ip, email.trim());
         let mut tx = self.db.begin().await?;
         let actor = AuditActor {
             user_id: Some(user.id),

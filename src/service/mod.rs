@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod members;
 pub mod passwords;
+pub mod throttle;
 pub mod token_cache;
 pub mod tokens;
 
@@ -23,6 +24,7 @@ pub struct Tollgate {
     pub tokens: Arc<TokenCache>,
     /// Shown in the help line of the tokens tab when set.
     pub support_contact: Option<String>,
+    pub sign_in_throttle: throttle::SignInThrottle,
 }
 
 impl Tollgate {
@@ -31,6 +33,7 @@ impl Tollgate {
         Self {
             db,
             tokens,
+            sign_in_throttle: Default::default(),
             support_contact,
         }
     }
@@ -56,6 +59,9 @@ pub enum ServiceError {
         field: &'static str,
         message: String,
     },
+    /// Too many attempts; try again after this many seconds.
+    #[error("{message}")]
+    TooManyAttempts { retry_after: i64, message: String },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

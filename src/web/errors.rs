@@ -29,9 +29,9 @@ impl From<ServiceError> for PageError {
         match err {
             ServiceError::NotFound => Self::NotFound,
             ServiceError::Forbidden { message, .. } => Self::Forbidden(message),
-            ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. } => {
-                Self::BadRequest(message)
-            }
+            ServiceError::Invalid { message, .. }
+            | ServiceError::Conflict { message, .. }
+            | ServiceError::TooManyAttempts { message, .. } => Self::BadRequest(message),
             ServiceError::Unexpected(err) => Self::Internal(err),
         }
     }

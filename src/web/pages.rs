@@ -94,6 +94,25 @@ pub async fn login_submit(
             };
             render(StatusCode::UNAUTHORIZED, &page)
         }
+        Err(ServiceError::TooManyAttempts {
+            retry_after,
+            message,
+        }) => {
+            let page = LoginPage {
+                layout: Layout::new(&session, None, "Sign in", "")?,
+                email: form.email.trim().to_owned(),
+                error: Some(message),
+            };
+            let mut response = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
+            if let Ok(value) =
+                actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
+            {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+            Ok(response)
+        }
         Err(err) => Err(err.into()),
     }
 }

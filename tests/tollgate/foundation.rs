@@ -529,3 +529,20 @@ async fn the_command_line_creates_users_and_explains_every_refusal() {
         db.close().await;
     }
 }
+
+each_backend! {
+    async fn repeated_failed_sign_ins_are_throttled_without_locking_out_others(app) {
+        let client = app.client();
+        for _ in 0..10 {
+            assert_eq!(client.login(WRITER, "guessing").await.status, StatusCode::UNAUTHORIZED);
+        }
+        // Even the right password is refused for a while from here...
+        let res = client.login(WRITER, PASSWORD).await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(res.headers.get("retry-after").is_some());
+        assert!(res.text(".form-error").contains("Too many failed sign-ins"));
+        assert_eq!(client.get("/profile").await.status, StatusCode::SEE_OTHER);
+        // ...while other accounts are not affected.
+        assert_eq!(app.client().login(ADMIN, PASSWORD).await.status, StatusCode::SEE_OTHER);
+    }
+}
