@@ -60,7 +60,7 @@ pub async fn list_tokens(
     let (cursor, limit) = paging(&query)?;
     let result = app.api_own_tokens(&caller, cursor, limit).await?;
     Ok(
-        HttpResponse::Ok().json(page(&result.tokens, result.next_cursor, |t| {
+        HttpResponse::Ok().json(page(&result.items, result.next_cursor, |t| {
             TokenDto::from(t)
         })),
     )
@@ -103,7 +103,7 @@ pub async fn members(
     let (cursor, limit) = paging(&query)?;
     let result = app.api_members(&caller, cursor, limit).await?;
     Ok(
-        HttpResponse::Ok().json(page(&result.members, result.next_cursor, |m| {
+        HttpResponse::Ok().json(page(&result.items, result.next_cursor, |m| {
             MemberDto::from(m)
         })),
     )
@@ -117,7 +117,7 @@ pub async fn workspace_tokens(
     let (cursor, limit) = paging(&query)?;
     let result = app.api_workspace_tokens(&caller, cursor, limit).await?;
     Ok(
-        HttpResponse::Ok().json(page(&result.tokens, result.next_cursor, |t| {
+        HttpResponse::Ok().json(page(&result.items, result.next_cursor, |t| {
             TokenDto::from(t)
         })),
     )
@@ -161,7 +161,7 @@ pub async fn audit_log(
     let result = app.audit_log(caller.workspace_id, cursor, limit).await?;
     let next_cursor = result.next_cursor.map(|c| c.to_string());
     Ok(HttpResponse::Ok().json(Page {
-        data: result.events.into_iter().map(AuditEventDto::from).collect(),
+        data: result.items.into_iter().map(AuditEventDto::from).collect(),
         next_cursor,
     }))
 }

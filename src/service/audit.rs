@@ -2,7 +2,9 @@
 //! transaction as the change they describe.
 
 use crate::domain::WorkspaceId;
-use crate::service::{Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit};
+use crate::service::{
+    Page, Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit,
+};
 use crate::storage::audit::{AuditRow, NewAuditEvent};
 use crate::storage::{self, Tx};
 
@@ -28,6 +30,15 @@ impl AuditActor {
             user_id: Some(principal.user_id.0),
             token_id: Some(principal.token_id.0),
             label: format!("{} (token “{}”)", principal.email, principal.token_name),
+        }
+    }
+
+    /// A person acting on their own account (signing in, joining).
+    pub fn account(user_id: i64, email: &str) -> Self {
+        Self {
+            user_id: Some(user_id),
+            token_id: None,
+            label: email.to_owned(),
         }
     }
 
@@ -79,12 +90,6 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-/// A page of audit events, newest first.
-pub struct AuditPage {
-    pub events: Vec<AuditRow>,
-    pub next_cursor: Option<i64>,
-}
-
 impl Tollgate {
     /// The audit log of a workspace; the caller has checked the Admin role.
     pub async fn audit_log(
@@ -92,24 +97,15 @@ impl Tollgate {
         workspace: WorkspaceId,
         before: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<AuditPage, ServiceError> {
+    ) -> Result<Page<AuditRow>, ServiceError> {
         let limit = clamp_limit(limit);
-        let mut events = storage::audit::page(
+        let events = storage::audit::page(
             self.db.pool(),
             workspace.0,
             before.unwrap_or(i64::MAX),
             limit + 1,
         )
         .await?;
-        let next_cursor = if events.len() as i64 > limit {
-            events.truncate(limit as usize);
-            events.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            events,
-            next_cursor,
-        })
+        Ok(Page::from_overfetch(events, limit, |e| e.id))
     }
 }

@@ -26,7 +26,9 @@ pub struct NewUser<'a> {
     pub password: &'a str,
 }
 
-fn parse_display_name(raw: &str, email: &Email) -> Result<String, ServiceError> {
+/// A display name: trimmed, at most 100 characters; empty means the
+/// email's local part.
+pub(crate) fn parse_display_name(raw: &str, email: &Email) -> Result<String, ServiceError> {
     let name = raw.trim();
     if name.chars().any(char::is_control) || name.chars().count() > 100 {
         return Err(ServiceError::invalid(
@@ -96,11 +98,7 @@ impl Tollgate {
         let user_id = insert_user(&mut tx, &email, &name, &hash, now).await?;
         storage::organizations::insert_membership(&mut *tx, workspace, user_id, Role::Admin, now)
             .await?;
-        let actor = AuditActor {
-            user_id: Some(user_id),
-            token_id: None,
-            label: email.to_string(),
-        };
+        let actor = AuditActor::account(user_id, email.as_str());
         let event = Event {
             workspace_id: Some(WorkspaceId(workspace)),
             action: "setup.completed",
@@ -150,11 +148,7 @@ impl Tollgate {
         };
         self.sign_in_throttle.succeeded(&meta.ip, email.trim());
         let mut tx = self.db.begin().await?;
-        let actor = AuditActor {
-            user_id: Some(user.id),
-            token_id: None,
-            label: user.email.clone(),
-        };
+        let actor = AuditActor::account(user.id, &user.email);
         let event = Event {
             workspace_id: None,
             action: "user.signed_in",

@@ -4,10 +4,11 @@
 
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::domain::{Email, NewPassword, Role, UserId, ValidationError, WorkspaceId, sha256_hex};
+use crate::domain::{Email, NewPassword, Role, UserId, WorkspaceId, sha256_hex};
 use crate::service::audit::{self, AuditActor, Event};
+use crate::service::auth::parse_display_name;
 use crate::service::{
-    Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, tokens::require,
+    Page, Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, tokens::require,
 };
 use crate::storage::invitations::{InvitationRow, NewInvitation};
 use crate::storage::organizations::MemberRow;
@@ -15,11 +16,6 @@ use crate::storage::{self};
 
 /// Invitation links work for 7 days.
 const INVITATION_DAYS: i64 = 7;
-
-pub struct MemberPage {
-    pub members: Vec<MemberRow>,
-    pub next_cursor: Option<i64>,
-}
 
 /// An invitation just made; the code exists only in this value and the link.
 pub struct Invitation {
@@ -40,25 +36,16 @@ impl Tollgate {
         workspace: WorkspaceId,
         after: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<MemberPage, ServiceError> {
+    ) -> Result<Page<MemberRow>, ServiceError> {
         let limit = clamp_limit(limit);
-        let mut members = storage::organizations::members_of_workspace(
+        let members = storage::organizations::members_of_workspace(
             self.db.pool(),
             workspace.0,
             after.unwrap_or(0),
             limit + 1,
         )
         .await?;
-        let next_cursor = if members.len() as i64 > limit {
-            members.truncate(limit as usize);
-            members.last().map(|m| m.user_id)
-        } else {
-            None
-        };
-        Ok(MemberPage {
-            members,
-            next_cursor,
-        })
+        Ok(Page::from_overfetch(members, limit, |m| m.user_id))
     }
 
     /// `GET /api/v1/members` with an Admin token.
@@ -67,7 +54,7 @@ impl Tollgate {
         caller: &Principal,
         after: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<MemberPage, ServiceError> {
+    ) -> Result<Page<MemberRow>, ServiceError> {
         require(caller, Role::Admin)?;
         self.members(caller.workspace_id, after, limit).await
     }
@@ -168,18 +155,7 @@ impl Tollgate {
                 Some(passwords::hash(&password).await?)
             }
         };
-        let name = input.name.trim();
-        if name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ServiceError::invalid(
-                "name",
-                ValidationError::new("The name must be at most 100 characters."),
-            ));
-        }
-        let name = if name.is_empty() {
-            email.as_str().split('@').next().unwrap_or_default()
-        } else {
-            name
-        };
+        let name = parse_display_name(input.name, &email)?;
 
         let mut tx = self.db.begin().await?;
         if !storage::invitations::accept(&mut *tx, invitation.id, now).await? {
@@ -188,7 +164,7 @@ impl Tollgate {
         let user_id = match (existing, hash) {
             (Some(user), _) => user.id,
             (None, Some(hash)) => {
-                crate::service::auth::insert_user(&mut tx, &email, name, &hash, now).await?
+                crate::service::auth::insert_user(&mut tx, &email, &name, &hash, now).await?
             }
             (None, None) => return Err(ServiceError::NotFound),
         };
@@ -201,11 +177,7 @@ impl Tollgate {
             now,
         )
         .await?;
-        let actor = AuditActor {
-            user_id: Some(user_id),
-            token_id: None,
-            label: email.to_string(),
-        };
+        let actor = AuditActor::account(user_id, email.as_str());
         let event = Event {
             workspace_id: Some(WorkspaceId(invitation.workspace_id)),
             action: "member.joined",

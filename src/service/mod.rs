@@ -148,3 +148,26 @@ impl SignedInUser {
 pub fn clamp_limit(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
 }
+
+/// One page of a list. Storage is asked for one row more than the page
+/// holds; that row's presence says whether there is a next page.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The position of the last item, to continue after it.
+    pub next_cursor: Option<i64>,
+}
+
+impl<T> Page<T> {
+    pub fn from_overfetch(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> i64) -> Self {
+        let next_cursor = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(&position)
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
+}

@@ -9,7 +9,9 @@ use crate::domain::{
     Expiry, PlainToken, Role, Scope, TokenId, TokenName, UserId, ValidationError, WorkspaceId,
 };
 use crate::service::audit::{self, AuditActor, Event};
-use crate::service::{Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit};
+use crate::service::{
+    Page, Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit,
+};
 use crate::storage::tokens::{NewToken, TokenRow};
 use crate::storage::{self, Tx};
 
@@ -37,23 +39,8 @@ pub struct IssuedToken {
     pub row: TokenRow,
 }
 
-/// A page of token metadata.
-pub struct TokenPage {
-    pub tokens: Vec<TokenRow>,
-    pub next_cursor: Option<i64>,
-}
-
-fn page_of(mut tokens: Vec<TokenRow>, limit: i64) -> TokenPage {
-    let next_cursor = if tokens.len() as i64 > limit {
-        tokens.truncate(limit as usize);
-        tokens.last().map(|t| t.id)
-    } else {
-        None
-    };
-    TokenPage {
-        tokens,
-        next_cursor,
-    }
+fn page_of(tokens: Vec<TokenRow>, limit: i64) -> Page<TokenRow> {
+    Page::from_overfetch(tokens, limit, |t| t.id)
 }
 
 fn cannot_create() -> ServiceError {
@@ -339,7 +326,7 @@ impl Tollgate {
         caller: &Principal,
         after: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<TokenPage, ServiceError> {
+    ) -> Result<Page<TokenRow>, ServiceError> {
         require(caller, Role::ReadOnly)?;
         let limit = clamp_limit(limit);
         let rows = storage::tokens::page_for_user(
@@ -358,7 +345,7 @@ impl Tollgate {
         workspace: WorkspaceId,
         after: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<TokenPage, ServiceError> {
+    ) -> Result<Page<TokenRow>, ServiceError> {
         let limit = clamp_limit(limit);
         let rows = storage::tokens::page_for_workspace(
             self.db.pool(),
@@ -447,7 +434,7 @@ impl Tollgate {
         caller: &Principal,
         after: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<TokenPage, ServiceError> {
+    ) -> Result<Page<TokenRow>, ServiceError> {
         require(caller, Role::Admin)?;
         self.workspace_tokens(caller.workspace_id, after, limit)
             .await

@@ -97,7 +97,7 @@ async fn members_page(
     Ok(MembersPage {
         layout: Layout::new(session, Some(user), "Members", "members")?,
         members: page
-            .members
+            .items
             .iter()
             .map(|m| MemberView {
                 user_id: m.user_id,
@@ -215,114 +215,60 @@ pub async fn invite(
     }
 }
 
+/// The form behind every per-member button of the Members page.
 #[derive(Deserialize)]
-pub struct RoleForm {
+pub struct MemberForm {
     workspace: Option<i64>,
-    #[serde(default)]
-    role: String,
+    role: Option<String>,
 }
 
-pub async fn set_role(
+/// `POST /members/{user_id}/{action}`: `role`, `disable`, `enable` or `remove`.
+pub async fn member_action(
     app: App,
     session: Session,
     CurrentUser(user): CurrentUser,
     ClientMeta(meta): ClientMeta,
-    member: web::Path<i64>,
-    CsrfForm(form): CsrfForm<RoleForm>,
+    path: web::Path<(i64, String)>,
+    CsrfForm(form): CsrfForm<MemberForm>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, form.workspace)?;
-    let result = app
-        .set_member_role(
-            ws.workspace_id,
-            UserId(*member),
-            &form.role,
-            &AuditActor::user(&user),
-            &meta,
-            now(),
-        )
-        .await;
-    finish_member_change(
-        &session,
-        &ws,
-        result,
-        "Role changed. The member's tokens follow the new role at once.",
-    )
-}
-
-async fn change_disabled(
-    app: App,
-    session: Session,
-    user: SignedInUser,
-    meta: crate::service::RequestMeta,
-    member: i64,
-    workspace: Option<i64>,
-    disabled: bool,
-) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, workspace)?;
-    let result = app
-        .set_member_disabled(
-            ws.workspace_id,
-            UserId(member),
-            disabled,
-            &AuditActor::user(&user),
-            &meta,
-            now(),
-        )
-        .await;
-    let done = if disabled {
-        "Member disabled: they are signed out and their tokens stop working."
-    } else {
-        "Member enabled again."
+    let (member, action) = path.into_inner();
+    let (member, actor, now) = (UserId(member), AuditActor::user(&user), now());
+    let (result, done) = match action.as_str() {
+        "role" => {
+            let role = form.role.unwrap_or_default();
+            let result = app
+                .set_member_role(ws.workspace_id, member, &role, &actor, &meta, now)
+                .await;
+            (
+                result,
+                "Role changed. The member's tokens follow the new role at once.",
+            )
+        }
+        "disable" | "enable" => {
+            let disabled = action == "disable";
+            let result = app
+                .set_member_disabled(ws.workspace_id, member, disabled, &actor, &meta, now)
+                .await;
+            let done = if disabled {
+                "Member disabled: they are signed out and their tokens stop working."
+            } else {
+                "Member enabled again."
+            };
+            (result, done)
+        }
+        "remove" => {
+            let result = app
+                .remove_member(ws.workspace_id, member, &actor, &meta, now)
+                .await;
+            (
+                result,
+                "Member removed from the workspace; their tokens there are revoked.",
+            )
+        }
+        _ => return Err(PageError::NotFound),
     };
     finish_member_change(&session, &ws, result, done)
-}
-
-pub async fn disable(
-    app: App,
-    session: Session,
-    CurrentUser(user): CurrentUser,
-    ClientMeta(meta): ClientMeta,
-    member: web::Path<i64>,
-    CsrfForm(form): CsrfForm<WorkspaceField>,
-) -> Result<HttpResponse, PageError> {
-    change_disabled(app, session, user, meta, *member, form.workspace, true).await
-}
-
-pub async fn enable(
-    app: App,
-    session: Session,
-    CurrentUser(user): CurrentUser,
-    ClientMeta(meta): ClientMeta,
-    member: web::Path<i64>,
-    CsrfForm(form): CsrfForm<WorkspaceField>,
-) -> Result<HttpResponse, PageError> {
-    change_disabled(app, session, user, meta, *member, form.workspace, false).await
-}
-
-pub async fn remove(
-    app: App,
-    session: Session,
-    CurrentUser(user): CurrentUser,
-    ClientMeta(meta): ClientMeta,
-    member: web::Path<i64>,
-    CsrfForm(form): CsrfForm<WorkspaceField>,
-) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, form.workspace)?;
-    let result = app
-        .remove_member(
-            ws.workspace_id,
-            UserId(*member),
-            &AuditActor::user(&user),
-            &meta,
-            now(),
-        )
-        .await;
-    finish_member_change(
-        &session,
-        &ws,
-        result,
-        "Member removed from the workspace; their tokens there are revoked.",
-    )
 }
 
 fn finish_member_change(
@@ -373,7 +319,7 @@ pub async fn workspace_tokens(
             "Workspace tokens",
             "workspace-tokens",
         )?,
-        tokens: page.tokens.iter().map(|t| TokenView::new(t, now)).collect(),
+        tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
         total,
         revoke_message: revoke_all_message(total as usize),
         next: page.next_cursor,
@@ -492,7 +438,7 @@ pub async fn audit_log(
     ok(&AuditLogPage {
         layout: Layout::new(&session, Some(&user), "Audit log", "audit-log")?,
         events: page
-            .events
+            .items
             .into_iter()
             .map(|e| AuditView {
                 when: format_time(e.created_at),

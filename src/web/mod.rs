@@ -69,10 +69,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(MEMBERS, web::get().to(admin::members))
         .route(MEMBERS_INVITE, web::post().to(admin::invite))
-        .route("/members/{user_id}/role", web::post().to(admin::set_role))
-        .route("/members/{user_id}/disable", web::post().to(admin::disable))
-        .route("/members/{user_id}/enable", web::post().to(admin::enable))
-        .route("/members/{user_id}/remove", web::post().to(admin::remove))
+        .route(
+            "/members/{user_id}/{action}",
+            web::post().to(admin::member_action),
+        )
         .route(WORKSPACE_TOKENS, web::get().to(admin::workspace_tokens))
         .route(
             WORKSPACE_TOKENS_REVOKE_ALL,

@@ -283,16 +283,27 @@ pub async fn invitation_form(
     session: Session,
     code: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
+    ok(&invitation_page(&app, &session, code.into_inner(), String::new(), None).await?)
+}
+
+/// The invitation form, for an invitation that is still open.
+async fn invitation_page(
+    app: &Tollgate,
+    session: &Session,
+    code: String,
+    name: String,
+    error: Option<String>,
+) -> Result<InvitationPage, PageError> {
     let invitation = app.open_invitation(&code, now()).await?;
-    ok(&InvitationPage {
-        layout: Layout::new(&session, None, "Join the workspace", "")?,
-        code: code.into_inner(),
+    Ok(InvitationPage {
+        layout: Layout::new(session, None, "Join the workspace", "")?,
+        code,
         email: invitation.email,
         workspace_role: crate::storage::organizations::role_of(&invitation.role)
             .label()
             .to_owned(),
-        name: String::new(),
-        error: None,
+        name,
+        error,
     })
 }
 
@@ -333,17 +344,8 @@ pub async fn invitation_accept(
             Ok(see_other(urls::PROFILE))
         }
         Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
-            let invitation = app.open_invitation(&code, now()).await?;
-            let page = InvitationPage {
-                layout: Layout::new(&session, None, "Join the workspace", "")?,
-                code: code.into_inner(),
-                email: invitation.email,
-                workspace_role: crate::storage::organizations::role_of(&invitation.role)
-                    .label()
-                    .to_owned(),
-                name: form.name,
-                error: Some(message),
-            };
+            let page = invitation_page(&app, &session, code.into_inner(), form.name, Some(message))
+                .await?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Err(err) => Err(err.into()),

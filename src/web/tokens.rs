@@ -312,27 +312,13 @@ pub async fn generate(
             Ok(response)
         }
         Err(ServiceError::Invalid { field, message }) => {
-            let page = tokens_page(
-                &app,
-                &session,
-                &user,
-                &request,
-                Some((field, message)),
-                None,
-            )
-            .await?;
+            let error = Some((field, message));
+            let page = tokens_page(&app, &session, &user, &request, error, None).await?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Err(ServiceError::Conflict { field, message }) => {
-            let page = tokens_page(
-                &app,
-                &session,
-                &user,
-                &request,
-                Some((field, message)),
-                None,
-            )
-            .await?;
+            let error = Some((field, message));
+            let page = tokens_page(&app, &session, &user, &request, error, None).await?;
             render(StatusCode::CONFLICT, &page)
         }
         Err(err) => Err(err.into()),

@@ -10,6 +10,17 @@ async fn setup_page(client: &crate::helpers::TestClient, code: &str) -> crate::h
     client.get(&format!("/setup?code={code}")).await
 }
 
+/// The `Set-Cookie` header of the session cookie.
+fn session_cookie(res: &crate::helpers::Page) -> String {
+    res.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("tollgate_session="))
+        .expect("session cookie")
+        .to_owned()
+}
+
 fn setup_fields<'a>(code: &'a str, email: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("code", code),
@@ -278,7 +289,7 @@ each_backend! {
     async fn session_cookies_are_http_only_and_same_site(app) {
         let client = app.client();
         let res = client.get("/login").await;
-        let cookie = res.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("tollgate_session=")).expect("session cookie").to_owned();
+        let cookie = session_cookie(&res);
         assert!(cookie.contains("HttpOnly"), "{cookie}");
         assert!(cookie.contains("SameSite=Lax") || cookie.contains("SameSite=Strict"), "{cookie}");
     }
@@ -293,14 +304,7 @@ async fn secure_cookies_when_the_public_url_is_https() {
     })
     .await;
     let res = app.client().get("/login").await;
-    let cookie = res
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("tollgate_session="))
-        .expect("session cookie")
-        .to_owned();
+    let cookie = session_cookie(&res);
     assert!(cookie.contains("Secure"), "{cookie}");
     app.stop().await;
 }
