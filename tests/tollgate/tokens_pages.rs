@@ -388,3 +388,35 @@ async fn the_help_line_names_the_support_contact_when_configured() {
     );
     app.stop().await;
 }
+
+each_backend! {
+    async fn members_of_several_workspaces_choose_where_a_token_belongs(app) {
+        let writer = app.user_id(WRITER).await;
+        let org: i64 = sqlx::query_scalar("SELECT id FROM organizations").fetch_one(app.db().pool()).await.unwrap();
+        let mut workspaces = Vec::new();
+        for (name, role) in [("Staging", "admin"), ("Archive", "read-only")] {
+            let id: i64 = sqlx::query_scalar("INSERT INTO workspaces (organization_id, name, created_at) VALUES ($1, $2, 0) RETURNING id")
+                .bind(org).bind(name).fetch_one(app.db().pool()).await.unwrap();
+            sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, 0)")
+                .bind(id).bind(writer).bind(role).execute(app.db().pool()).await.unwrap();
+            workspaces.push(id);
+        }
+        let client = app.signed_in(WRITER).await;
+        let page = client.get("/profile/tokens").await;
+        // Only workspaces where the member may create tokens are offered.
+        assert_eq!(page.texts("#token-workspace option"), vec!["Default", "Staging"]);
+        let (_, secret) = client.generate(&[("name", "staging deploy"), ("workspace", &workspaces[0].to_string()), ("scope", "admin")]).await;
+        let me = api(&app, reqwest::Method::GET, "/api/v1/me", Some(&bearer(&secret.unwrap()))).await.json();
+        assert_eq!(me["workspace"]["name"], "Staging");
+        assert_eq!(me["token"]["scope"], "admin");
+        // Admin scope is only for the workspace where the member is Admin,
+        // and a Read-Only workspace takes no tokens at all.
+        let res = client.post_form("/profile/tokens", &[("name", "too much"), ("scope", "admin")]).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let res = client.post_form("/profile/tokens", &[("name", "archive"), ("workspace", &workspaces[1].to_string())]).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.count("personal_access_tokens").await, 1);
+        let list = client.get("/profile/tokens").await;
+        assert!(list.text("#tokens-table").contains("Staging"));
+    }
+}
