@@ -8,6 +8,7 @@
 //! | `TOLLGATE_SECRET_KEY` | generated once, kept in the database | cookie-signing key, at least 32 bytes |
 //! | `TOLLGATE_PUBLIC_URL` | none | public origin, e.g. `https://tokens.example.com`; https makes cookies `Secure` |
 //! | `TOLLGATE_SUPPORT` | none | support email or URL shown on the tokens tab |
+//! | `TOLLGATE_TRUSTED_PROXY` | none | address of a reverse proxy whose `X-Forwarded-For` is believed |
 //! | `TOLLGATE_SESSION_IDLE_MINUTES` | `120` | a session ends after this long without a request |
 //! | `TOLLGATE_SESSION_MAX_HOURS` | `24` | a session ends this long after sign-in, used or not |
 //! | `TOLLGATE_LAST_USED_FLUSH_SECONDS` | `30` | how often "last used" times are written |
@@ -44,6 +45,12 @@ pub struct Config {
     #[arg(long, env = "TOLLGATE_SUPPORT")]
     pub support: Option<String>,
 
+    /// Address of the reverse proxy in front of Tollgate: requests from it
+    /// are attributed to the last address in `X-Forwarded-For` (for the
+    /// audit log and sign-in throttling).
+    #[arg(long, env = "TOLLGATE_TRUSTED_PROXY")]
+    pub trusted_proxy: Option<std::net::IpAddr>,
+
     /// Idle session lifetime in minutes.
     #[arg(long, env = "TOLLGATE_SESSION_IDLE_MINUTES", default_value_t = 120)]
     pub session_idle_minutes: i64,
@@ -70,6 +77,7 @@ impl Config {
             secret_key: None,
             public_url: None,
             support: None,
+            trusted_proxy: None,
             session_idle_minutes: 120,
             session_max_hours: 24,
             last_used_flush_seconds: 30,
@@ -101,6 +109,7 @@ impl std::fmt::Debug for Config {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("public_url", &self.public_url)
             .field("support", &self.support)
+            .field("trusted_proxy", &self.trusted_proxy)
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_max_hours", &self.session_max_hours)
             .field("last_used_flush_seconds", &self.last_used_flush_seconds)

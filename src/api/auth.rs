@@ -66,6 +66,12 @@ impl FromRequest for ApiCaller {
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
         let app = req.app_data::<Data<Tollgate>>().cloned();
+        // Browsers attach remembered Basic credentials on their own; a page
+        // of another site must not be able to use them.
+        let from_another_site = req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
         Box::pin(async move {
             let app = app.ok_or_else(|| {
                 ApiError::from(crate::service::ServiceError::Unexpected(anyhow::anyhow!(
@@ -82,6 +88,12 @@ impl FromRequest for ApiCaller {
                 .map_err(|m| ApiError::unauthorized("malformed_authorization", m))?;
             let (raw, basic_email) = match credentials {
                 Credentials::Bearer(token) => (token, None),
+                Credentials::Basic { .. } if from_another_site => {
+                    return Err(ApiError::unauthorized(
+                        "cross_site_request",
+                        "Basic credentials are not accepted from pages of other sites.",
+                    ));
+                }
                 Credentials::Basic { email, token } => (token, Some(email)),
             };
             let token = PlainToken::parse(&raw).map_err(|_| {

@@ -216,5 +216,12 @@ pub struct RevokedDto {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeAllRequest {
+    /// Absent: the whole workspace. Present, it must be a member's id:
+    /// `null` is refused rather than read as "everyone".
+    #[serde(default, deserialize_with = "some_integer")]
     pub user_id: Option<i64>,
+}
+
+fn some_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    i64::deserialize(d).map(Some)
 }

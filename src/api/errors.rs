@@ -79,7 +79,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = match self.code {
-                "missing_token" => r#"Bearer realm="tollgate", Basic realm="tollgate""#.to_owned(),
+                // No Basic challenge: a browser would prompt for and then
+                // cache credentials, which cross-site pages could ride on.
+                "missing_token" => r#"Bearer realm="tollgate""#.to_owned(),
                 code => format!(
                     r#"Bearer realm="tollgate", error="invalid_token", error_description="{code}""#
                 ),

@@ -14,7 +14,12 @@ impl Email {
         if value.is_empty() || value.len() > 254 {
             return Err(invalid());
         }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Besides whitespace, refuse characters that would change the
+        // meaning of a `mailto:` link or a header the address ends up in.
+        if value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "?&#%/\\,;:<>\"()[]".contains(c))
+        {
             return Err(invalid());
         }
         let (local, domain) = value.split_once('@').ok_or_else(invalid)?;
@@ -53,6 +58,10 @@ mod tests {
     #[test]
     fn malformed_emails_are_refused() {
         for bad in [
+            "a?cc=eve@evil.example",
+            "a&b@example.com",
+            "a,b@example.com",
+            "<a>@example.com",
             "",
             "ada",
             "@example.com",

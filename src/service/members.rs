@@ -28,6 +28,8 @@ pub struct Invitation {
 pub struct AcceptInput<'a> {
     pub name: &'a str,
     pub password: &'a str,
+    /// Who is signed in on the accepting browser, if anyone.
+    pub signed_in: Option<UserId>,
 }
 
 impl Tollgate {
@@ -147,6 +149,19 @@ impl Tollgate {
         let email =
             Email::parse(&invitation.email).map_err(|e| ServiceError::invalid("email", e))?;
         let existing = storage::users::find_by_email(self.db.pool(), email.as_str()).await?;
+        // An invitation adds an existing account to the workspace only when
+        // that account's owner accepts it signed in: the link alone must
+        // never open someone's account.
+        if let Some(user) = &existing {
+            if input.signed_in != Some(UserId(user.id)) {
+                return Err(ServiceError::forbidden(
+                    "sign_in_to_accept",
+                    format!(
+                        "{email} already has an account: sign in as {email}, then open this invitation link again."
+                    ),
+                ));
+            }
+        }
         let hash = match &existing {
             Some(_) => None,
             None => {
@@ -203,6 +218,7 @@ impl Tollgate {
     ) -> Result<(), ServiceError> {
         let role: Role = role.parse().map_err(|e| ServiceError::invalid("role", e))?;
         let mut tx = self.db.begin().await?;
+        storage::organizations::lock_memberships(&mut *tx).await?;
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
@@ -238,6 +254,7 @@ impl Tollgate {
         now: i64,
     ) -> Result<(), ServiceError> {
         let mut tx = self.db.begin().await?;
+        storage::organizations::lock_memberships(&mut *tx).await?;
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
@@ -281,9 +298,41 @@ impl Tollgate {
             });
         }
         let mut tx = self.db.begin().await?;
+        storage::organizations::lock_memberships(&mut *tx).await?;
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
+        // An account spans workspaces: only someone who administers every
+        // workspace the member belongs to may switch it off or on, and no
+        // workspace may lose its last active Admin.
+        let actor_memberships = match actor.user_id {
+            Some(id) => storage::organizations::memberships_of_user(&mut *tx, id).await?,
+            None => Vec::new(),
+        };
+        for membership in storage::organizations::memberships_of_user(&mut *tx, member.0).await? {
+            let administers = actor_memberships
+                .iter()
+                .any(|m| m.workspace_id == membership.workspace_id && m.role() == Role::Admin);
+            if !administers {
+                return Err(ServiceError::forbidden(
+                    "not_admin_of_every_workspace",
+                    format!(
+                        "{} also belongs to {}, which you do not administer: ask its Admins.",
+                        target.email, membership.workspace_name
+                    ),
+                ));
+            }
+            if disabled
+                && membership.role() == Role::Admin
+                && storage::organizations::count_admins(&mut *tx, membership.workspace_id).await?
+                    <= 1
+            {
+                return Err(ServiceError::Conflict {
+                    field: "member",
+                    message: format!("{} needs at least one Admin.", membership.workspace_name),
+                });
+            }
+        }
         storage::users::set_disabled(&mut *tx, member.0, disabled.then_some(now)).await?;
         if disabled {
             storage::sessions::delete_for_user(&mut *tx, member.0).await?;

@@ -82,6 +82,13 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// True when the server refused for load, not for a fault.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Unexpected(err) if err.is::<passwords::Busy>())
+    }
+}
+
 impl From<sqlx::Error> for ServiceError {
     fn from(err: sqlx::Error) -> Self {
         Self::Unexpected(anyhow::Error::new(err).context("database query failed"))

@@ -1,13 +1,38 @@
 //! Password hashing with argon2id and OWASP's parameters (m = 19 MiB, t = 2,
 //! p = 1). Hashing takes tens of milliseconds of CPU, so it runs on the
-//! blocking pool, never on the async workers.
+//! blocking pool, never on the async workers, and at most one per core at a
+//! time: each hash takes 19 MiB, so a flood of sign-ins must queue rather
+//! than take all the memory there is.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use anyhow::Context;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 
 use crate::domain::{NewPassword, Password};
+
+/// Raised when no hashing slot frees up in time; the caller answers "busy".
+#[derive(Debug, thiserror::Error)]
+#[error("the server is busy checking passwords")]
+pub struct Busy;
+
+/// Runs `work` on the blocking pool once a hashing slot is free.
+async fn with_slot<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _slot = tokio::time::timeout(Duration::from_secs(10), slots.acquire())
+        .await
+        .map_err(|_| anyhow::Error::new(Busy))?
+        .context("hashing slots closed")?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("password hashing task")?
+}
 
 fn hasher() -> anyhow::Result<Argon2<'static>> {
     let params =
@@ -17,9 +42,7 @@ fn hasher() -> anyhow::Result<Argon2<'static>> {
 
 pub async fn hash(password: &NewPassword) -> anyhow::Result<String> {
     let password = password.expose().to_owned();
-    tokio::task::spawn_blocking(move || hash_now(&password))
-        .await
-        .context("password hashing task")?
+    with_slot(move || hash_now(&password)).await
 }
 
 fn hash_now(password: &str) -> anyhow::Result<String> {
@@ -34,7 +57,7 @@ fn hash_now(password: &str) -> anyhow::Result<String> {
 /// time as a wrong password and sign-in does not reveal who has an account.
 pub async fn verify(stored: Option<String>, password: &Password) -> anyhow::Result<bool> {
     let password = password.expose().to_owned();
-    tokio::task::spawn_blocking(move || {
+    with_slot(move || {
         let dummy;
         let hash = match &stored {
             Some(hash) => hash.as_str(),
@@ -47,7 +70,6 @@ pub async fn verify(stored: Option<String>, password: &Password) -> anyhow::Resu
         Ok(ok && stored.is_some())
     })
     .await
-    .context("password verification task")?
 }
 
 fn dummy_hash() -> anyhow::Result<String> {

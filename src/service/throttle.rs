@@ -1,8 +1,10 @@
 //! Sign-in throttling: after 10 failed sign-ins for one email from one
 //! address within 15 minutes, further attempts from there are refused
 //! without checking the password until the window has passed. Keyed by
-//! address *and* email, so nobody can lock a member out from elsewhere.
-//! Kept in memory: each instance counts on its own.
+//! address *and* email, so nobody can lock a member out from elsewhere
+//! (behind a reverse proxy, set `TOLLGATE_TRUSTED_PROXY` so that the address
+//! is the client's, not the proxy's). Kept in memory: each instance counts
+//! on its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -11,14 +11,16 @@
 //!   sent inside the changing transaction so it goes out exactly at commit.
 //!   Each clears its cache and acknowledges; the changing instance waits for
 //!   the acknowledgement of every live peer (peers announce themselves every
-//!   few seconds) before it answers, so the next request anywhere sees the
-//!   change. A peer that does not answer within two seconds is logged and
-//!   no longer waited for; while an instance's own listener is disconnected
-//!   it bypasses its cache.
+//!   second) before it answers, so the next request anywhere sees the
+//!   change. An instance trusts its cache only while it keeps hearing its
+//!   own announcements through its listener (within 2.5 s); a peer whose
+//!   listener stalls or disconnects therefore stops trusting its cache
+//!   before the 3 s acknowledgement wait for it runs out.
 //! - instances sharing one SQLite file notice each other's commits through
-//!   the file itself: every commit changes the size or modification time of
-//!   the database or its WAL, and each lookup compares them (one `stat` per
-//!   file, no query) before trusting the cache.
+//!   the file itself: every commit changes the WAL index header at the start
+//!   of the `-shm` file (SQLite's own change detection reads the same bytes),
+//!   and each lookup compares it (one small read, no query) before trusting
+//!   the cache.
 //!
 //! A generation counter stops a lookup that raced with a change from putting
 //! a stale entry back.
@@ -44,9 +46,13 @@ use crate::storage::{self, Backend, Db, Tx};
 pub const CHANNEL: &str = "tollgate_auth";
 const MAX_ENTRIES: usize = 100_000;
 /// How often an instance tells its peers it is alive, and when they forget it.
-const HELLO_EVERY: Duration = Duration::from_secs(2);
-const PEER_FORGOTTEN_AFTER: Duration = Duration::from_secs(7);
-const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+const HELLO_EVERY: Duration = Duration::from_secs(1);
+const PEER_FORGOTTEN_AFTER: Duration = Duration::from_secs(5);
+/// An instance that has not heard itself for this long stops trusting its cache.
+const LISTENER_STALE_AFTER: Duration = Duration::from_millis(2500);
+/// Longer than `LISTENER_STALE_AFTER`: a silent peer has stopped trusting
+/// its cache by the time we stop waiting for it.
+const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The caller of an API request, as its token and owner are *now*.
 #[derive(Debug, Clone)]
@@ -103,40 +109,69 @@ pub struct TokenCache {
     file_probe: Option<FileProbe>,
     /// PostgreSQL: the other instances and their acknowledgements.
     peers: Peers,
+    /// PostgreSQL: when this instance last heard its own announcement, in
+    /// milliseconds since `started` (0: never).
+    heard_self_at: AtomicU64,
+    needs_heartbeat: AtomicBool,
+    started: Instant,
 }
 
-/// Size and modification time of the SQLite file and its WAL.
+/// The state of an SQLite database as other processes change it: the WAL
+/// index header (the first 96 bytes of the `-shm` file, which every commit
+/// rewrites) and the size and modification time of the database file (for a
+/// database not in WAL mode).
+#[derive(PartialEq, Eq)]
+struct FileState {
+    shm_header: Option<[u8; 96]>,
+    database: Option<(u64, SystemTime)>,
+}
+
 struct FileProbe {
-    files: [PathBuf; 2],
-    seen: Mutex<Option<[(u64, SystemTime); 2]>>,
+    database: PathBuf,
+    shm: PathBuf,
+    seen: Mutex<Option<FileState>>,
 }
 
 impl FileProbe {
     fn new(database: &Path) -> Self {
-        let mut wal = database.as_os_str().to_owned();
-        wal.push("-wal");
+        let mut shm = database.as_os_str().to_owned();
+        shm.push("-shm");
         Self {
-            files: [database.to_path_buf(), PathBuf::from(wal)],
+            database: database.to_path_buf(),
+            shm: PathBuf::from(shm),
             seen: Mutex::new(None),
         }
     }
 
-    /// True when the files changed since the last look (or can't be read).
-    fn changed(&self) -> bool {
-        let read = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)))
-        };
-        let Some(db) = read(&self.files[0]) else {
-            return true;
-        };
-        let wal = read(&self.files[1]).unwrap_or((0, SystemTime::UNIX_EPOCH));
+    fn read(&self) -> FileState {
+        use std::io::Read;
+        let shm_header = std::fs::File::open(&self.shm).ok().and_then(|mut f| {
+            let mut header = [0u8; 96];
+            f.read_exact(&mut header).ok().map(|()| header)
+        });
+        let database = std::fs::metadata(&self.database)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
+        FileState {
+            shm_header,
+            database,
+        }
+    }
+
+    /// Runs `on_change` (still holding the lock, so no lookup can slip in
+    /// between) when the database changed since the last look. Returns
+    /// whether it did.
+    fn check(&self, on_change: impl FnOnce()) -> bool {
+        let now = self.read();
         let Ok(mut seen) = self.seen.lock() else {
+            on_change();
             return true;
         };
-        let changed = *seen != Some([db, wal]);
-        *seen = Some([db, wal]);
+        let changed = seen.as_ref() != Some(&now) || now.database.is_none();
+        if changed {
+            on_change();
+            *seen = Some(now);
+        }
         changed
     }
 }
@@ -200,6 +235,9 @@ impl TokenCache {
             pending_last_used: Mutex::new(HashMap::new()),
             file_probe: sqlite_file.map(FileProbe::new),
             peers: Peers::new(),
+            heard_self_at: AtomicU64::new(0),
+            needs_heartbeat: AtomicBool::new(false),
+            started: Instant::now(),
         }
     }
 
@@ -235,19 +273,36 @@ impl TokenCache {
         Ok(verdict)
     }
 
-    fn cached(&self, digest: &str) -> Option<Arc<Entry>> {
+    /// Whether the cache may be used now: enabled, and on PostgreSQL still
+    /// hearing its own announcements.
+    fn trusted(&self) -> bool {
         if !self.enabled.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.needs_heartbeat.load(Ordering::Acquire) {
+            let heard = self.heard_self_at.load(Ordering::Acquire);
+            let now = self.started.elapsed().as_millis() as u64;
+            if heard == 0 || now.saturating_sub(heard) > LISTENER_STALE_AFTER.as_millis() as u64 {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn cached(&self, digest: &str) -> Option<Arc<Entry>> {
+        if !self.trusted() {
             return None;
         }
-        if self.file_probe.as_ref().is_some_and(FileProbe::changed) {
-            self.clear();
-            return None;
+        if let Some(probe) = &self.file_probe {
+            if probe.check(|| self.clear()) {
+                return None;
+            }
         }
         self.entries.read().ok()?.get(digest).cloned()
     }
 
     fn remember(&self, digest: &str, entry: &Arc<Entry>, generation: u64) {
-        if !self.enabled.load(Ordering::Acquire) {
+        if !self.trusted() {
             return;
         }
         let Ok(mut entries) = self.entries.write() else {
@@ -344,6 +399,7 @@ impl TokenCache {
             self.enabled.store(true, Ordering::Release);
             return;
         }
+        self.needs_heartbeat.store(true, Ordering::Release);
         loop {
             match PgListener::connect(db.url()).await {
                 Ok(mut listener) => match listener.listen(CHANNEL).await {
@@ -388,7 +444,14 @@ impl TokenCache {
     async fn on_message(&self, db: &Db, payload: &str) {
         let mut words = payload.split(' ');
         match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("hello"), Some(peer), None, None) => self.peers.saw(peer),
+            (Some("hello"), Some(peer), None, None) => {
+                if peer == self.peers.id {
+                    let now = self.started.elapsed().as_millis() as u64;
+                    self.heard_self_at.store(now.max(1), Ordering::Release);
+                } else {
+                    self.peers.saw(peer);
+                }
+            }
             (Some("inv"), Some(origin), Some(seq), None) => {
                 self.peers.saw(origin);
                 if origin != self.peers.id {

@@ -181,12 +181,12 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<TokenRow, ServiceError> {
-        self.delete_token_of(user.id, id, &AuditActor::user(user), meta, now)
+        self.delete_token_of(user.id, None, id, &AuditActor::user(user), meta, now)
             .await
     }
 
     /// `DELETE /api/v1/tokens/{id}`: a Read-Write token deletes one of its
-    /// owner's tokens (possibly itself).
+    /// owner's tokens in its own workspace (possibly itself).
     pub async fn api_delete_token(
         &self,
         caller: &Principal,
@@ -195,13 +195,24 @@ impl Tollgate {
         now: i64,
     ) -> Result<TokenRow, ServiceError> {
         require(caller, Role::ReadWrite)?;
-        self.delete_token_of(caller.user_id, id, &AuditActor::token(caller), meta, now)
-            .await
+        let actor = AuditActor::token(caller);
+        self.delete_token_of(
+            caller.user_id,
+            Some(caller.workspace_id),
+            id,
+            &actor,
+            meta,
+            now,
+        )
+        .await
     }
 
+    /// Deletes one of `owner`'s tokens, limited to `workspace` when given;
+    /// anything else is "not found".
     async fn delete_token_of(
         &self,
         owner: UserId,
+        workspace: Option<WorkspaceId>,
         id: TokenId,
         actor: &AuditActor,
         meta: &RequestMeta,
@@ -211,6 +222,7 @@ impl Tollgate {
         lock_user_tokens(&mut tx, owner).await?;
         let row = storage::tokens::find_for_user(&mut *tx, owner.0, id.0)
             .await?
+            .filter(|t| workspace.is_none_or(|w| w.0 == t.workspace_id))
             .ok_or(ServiceError::NotFound)?;
         storage::tokens::delete(&mut *tx, id.0).await?;
         let event = Event {
@@ -320,7 +332,8 @@ impl Tollgate {
         })
     }
 
-    /// `GET /api/v1/tokens`: the caller's tokens, metadata only.
+    /// `GET /api/v1/tokens`: the caller's tokens in the calling token's
+    /// workspace, metadata only.
     pub async fn api_own_tokens(
         &self,
         caller: &Principal,
@@ -329,9 +342,10 @@ impl Tollgate {
     ) -> Result<Page<TokenRow>, ServiceError> {
         require(caller, Role::ReadOnly)?;
         let limit = clamp_limit(limit);
-        let rows = storage::tokens::page_for_user(
+        let rows = storage::tokens::page_for_member(
             self.db.pool(),
             caller.user_id.0,
+            caller.workspace_id.0,
             after.unwrap_or(0),
             limit + 1,
         )

@@ -57,8 +57,8 @@ pub async fn insert<'e>(
     .map(|_| ())
 }
 
-/// Events of a workspace (and installation-wide ones), newest first, with ids
-/// below `before`.
+/// Events of a workspace, and account events (sign-ins, password changes)
+/// of its members, newest first, with ids below `before`.
 pub async fn page<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
@@ -68,7 +68,9 @@ pub async fn page<'e>(
     sqlx::query_as(
         "SELECT id, workspace_id, actor_user_id, actor_token_id, actor_label, action, target_id, \
          target_label, detail, ip, user_agent, created_at FROM audit_events \
-         WHERE (workspace_id = $1 OR workspace_id IS NULL) AND id < $2 ORDER BY id DESC LIMIT $3",
+         WHERE (workspace_id = $1 OR (workspace_id IS NULL AND actor_user_id IN \
+         (SELECT user_id FROM memberships WHERE workspace_id = $1))) \
+         AND id < $2 ORDER BY id DESC LIMIT $3",
     )
     .bind(workspace_id)
     .bind(before)

@@ -229,3 +229,16 @@ pub async fn admin_contacts<'e>(
     .fetch_all(ex)
     .await
 }
+
+/// Serialises changes to memberships and account status inside a
+/// transaction (the "at least one Admin" checks must see each other's
+/// writes): PostgreSQL locks the organization row until commit, SQLite
+/// takes its write lock at once.
+pub async fn lock_memberships<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE organizations SET name = name")
+        .execute(ex)
+        .await
+        .map(|_| ())
+}

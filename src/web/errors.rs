@@ -20,12 +20,17 @@ pub enum PageError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    #[error("busy")]
+    Busy,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
 
 impl From<ServiceError> for PageError {
     fn from(err: ServiceError) -> Self {
+        if err.is_busy() {
+            return Self::Busy;
+        }
         match err {
             ServiceError::NotFound => Self::NotFound,
             ServiceError::Forbidden { message, .. } => Self::Forbidden(message),
@@ -63,6 +68,7 @@ impl ResponseError for PageError {
             Self::Csrf | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,6 +90,10 @@ impl ResponseError for PageError {
                 "There is nothing here, or it is not yours to see.",
             ),
             Self::BadRequest(message) => ("Something is not right", message.as_str()),
+            Self::Busy => (
+                "Busy",
+                "The server is busy right now. Try again in a few seconds.",
+            ),
             Self::Internal(err) => {
                 tracing::error!(error = ?err, "request failed");
                 (

@@ -140,6 +140,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The client's address: the peer, or, when the peer is the trusted reverse
+/// proxy, the last address it appended to `X-Forwarded-For`.
+fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = req.app_data::<Data<Config>>().and_then(|c| c.trusted_proxy);
+    if trusted != Some(peer) {
+        return Some(peer);
+    }
+    req.headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .or(Some(peer))
+}
+
 /// Where a request came from, for the audit log.
 pub struct ClientMeta(pub RequestMeta);
 
@@ -154,10 +170,7 @@ impl FromRequest for ClientMeta {
 
 pub fn request_meta(req: &HttpRequest) -> RequestMeta {
     RequestMeta {
-        ip: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
+        ip: client_ip(req).map(|ip| ip.to_string()).unwrap_or_default(),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

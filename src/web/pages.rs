@@ -318,6 +318,7 @@ pub struct AcceptForm {
 pub async fn invitation_accept(
     app: App,
     session: Session,
+    signed_in: Option<CurrentUser>,
     code: web::Path<String>,
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<AcceptForm>,
@@ -328,6 +329,7 @@ pub async fn invitation_accept(
             AcceptInput {
                 name: &form.name,
                 password: &form.password,
+                signed_in: signed_in.map(|CurrentUser(user)| user.id),
             },
             &meta,
             now(),

@@ -32,8 +32,9 @@ pub fn default_headers() -> DefaultHeaders {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives each request an id (kept from `X-Request-Id` when it is short and
-/// plain), logs method, path (never the query: it may carry a setup or
-/// invitation code), status and duration, and echoes the id back.
+/// plain), logs method, route pattern (never the path or query: they may
+/// carry a setup or invitation code), status and duration, and echoes the
+/// id back.
 pub async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -49,13 +50,17 @@ pub async fn request_log(
         })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:016x}", rand::rng().random::<u64>()));
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), route = tracing::field::Empty);
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     let status = res.status().as_u16();
+    // The route pattern (`/invitations/{code}`), never the path itself:
+    // paths and queries can carry invitation and setup codes.
+    let route = res.request().match_pattern();
+    span.record("route", route.as_deref().unwrap_or("(no route)"));
     span.in_scope(|| {
         tracing::info!(
             status,

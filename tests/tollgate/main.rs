@@ -7,4 +7,5 @@ mod helpers;
 mod admin_pages;
 mod api;
 mod foundation;
+mod security;
 mod tokens_pages;
