@@ -152,15 +152,15 @@ impl Tollgate {
         // An invitation adds an existing account to the workspace only when
         // that account's owner accepts it signed in: the link alone must
         // never open someone's account.
-        if let Some(user) = &existing {
-            if input.signed_in != Some(UserId(user.id)) {
-                return Err(ServiceError::forbidden(
-                    "sign_in_to_accept",
-                    format!(
-                        "{email} already has an account: sign in as {email}, then open this invitation link again."
-                    ),
-                ));
-            }
+        if let Some(user) = &existing
+            && input.signed_in != Some(UserId(user.id))
+        {
+            return Err(ServiceError::forbidden(
+                "sign_in_to_accept",
+                format!(
+                    "{email} already has an account: sign in as {email}, then open this invitation link again."
+                ),
+            ));
         }
         let hash = match &existing {
             Some(_) => None,

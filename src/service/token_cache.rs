@@ -293,10 +293,10 @@ impl TokenCache {
         if !self.trusted() {
             return None;
         }
-        if let Some(probe) = &self.file_probe {
-            if probe.check(|| self.clear()) {
-                return None;
-            }
+        if let Some(probe) = &self.file_probe
+            && probe.check(|| self.clear())
+        {
+            return None;
         }
         self.entries.read().ok()?.get(digest).cloned()
     }

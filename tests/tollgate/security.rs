@@ -40,7 +40,7 @@ each_backend! {
             let res = holder.post_form(&path, &[("name", ""), ("password", "")]).await;
             assert_eq!(res.status, StatusCode::FORBIDDEN);
             assert!(res.text("main").contains("sign in as admin@example.com"), "{}", res.text("main"));
-            assert_eq!(holder.get("/profile").await.text(".facts").contains(ADMIN), false);
+            assert!(!holder.get("/profile").await.text(".facts").contains(ADMIN));
         }
         let memberships: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = $1").bind(ADMIN).fetch_one(app.db().pool()).await.unwrap();
         assert_eq!(memberships, 1);
