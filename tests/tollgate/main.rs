@@ -1,11 +1,13 @@
 //! Tollgate's integration tests: one binary (one link step), one module per
 //! area. Each test runs against a real server on a real socket, on SQLite and
-//! — when `TOLLGATE_TEST_DATABASE_URL` is set — on PostgreSQL.
+//! — when `TOLLGATE_TEST_DATABASE_URL` is set — on PostgreSQL. The browser
+//! tests drive headless Chromium through the user guide on SQLite.
 
 mod helpers;
 
 mod admin_pages;
 mod api;
+mod browser;
 mod foundation;
 mod security;
 mod tokens_pages;
