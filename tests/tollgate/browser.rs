@@ -167,16 +167,15 @@ impl Chromium {
         tokio::spawn(async move {
             while let Some(event) = log.next().await {
                 // A page answered with an error status (a form sent back
-                // with 422) is not a problem; a stylesheet, script or font
-                // that fails to load is. Browsers also ask every site for a
-                // favicon, which Tollgate does not have.
-                let page_or_favicon = event.entry.source == LogEntrySource::Network
+                // with 422) is not a problem; a stylesheet, script, font or
+                // icon that fails to load is.
+                let page = event.entry.source == LogEntrySource::Network
                     && !event
                         .entry
                         .url
                         .as_deref()
                         .is_some_and(|u| u.contains("/static/"));
-                if event.entry.level == LogEntryLevel::Error && !page_or_favicon {
+                if event.entry.level == LogEntryLevel::Error && !page {
                     let url = event.entry.url.clone().unwrap_or_default();
                     sink.lock()
                         .expect("problems")
