@@ -201,7 +201,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
         let me_rps = results.iter().map(|r| r.me.rps()).fold(0.0, f64::max);
         print_hash_costs(me_rps);
     }
-    println!("\ntotal run time: {:.0} s", started.elapsed().as_secs_f64());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\ntotal run time: {:.0} s; load average at the end: {}",
+        started.elapsed().as_secs_f64(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     Ok(())
 }
 
@@ -771,6 +779,14 @@ async fn bench_backend(kind: BackendKind, options: &Options) -> anyhow::Result<V
         print_result(result);
     }
     print_scaling(&results);
+    if let Some((busy, others)) = run.machine_busy {
+        println!(
+            "\n  while measuring, {busy:.2} cores of the machine were busy on average, {others:.2} of them with work other than"
+        );
+        println!(
+            "  the servers, the load generator and PostgreSQL (other programs running on the machine)"
+        );
+    }
     Ok(results)
 }
 
@@ -907,6 +923,24 @@ fn clock_ticks() -> u64 {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(100)
     })
+}
+
+/// CPU time the whole machine spent busy (every core), from /proc/stat.
+fn machine_busy_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    Some(Duration::from_secs_f64(busy as f64 / clock_ticks() as f64))
 }
 
 /// CPU time of the PostgreSQL backends serving database `name`, when the
@@ -1172,6 +1206,9 @@ struct Run {
     cycle_rates: Vec<Vec<f64>>,
     /// Per server: CPU of its PostgreSQL backends over the measured slices.
     database_cpu: Vec<Option<Duration>>,
+    /// Cores busy on average over the measured slices: on the whole
+    /// machine, and outside the servers, the load generator and PostgreSQL.
+    machine_busy: Option<(f64, f64)>,
 }
 
 /// Measures every (server, route) pair in turn, in short slices, so that
@@ -1246,12 +1283,14 @@ async fn interleave(instances: &[Instance], options: &Options) -> Run {
         .map(|i| i.database.postgres_name())
         .collect();
     let mut database_before = vec![None; instances.len()];
+    let mut machine_before = None;
 
     let mut boundaries = Vec::with_capacity(schedule.len() + 1);
     boundaries.push(snapshot());
     for k in 0..schedule.len() {
         if k == first_measured {
             database_before = names.iter().map(|n| n.and_then(postgres_cpu)).collect();
+            machine_before = machine_busy_time();
         }
         shared.state.store(k as u64, Ordering::SeqCst);
         let _ = wake.send(k as u64);
@@ -1269,6 +1308,7 @@ async fn interleave(instances: &[Instance], options: &Options) -> Run {
     }
     let database_after: Vec<Option<Duration>> =
         names.iter().map(|n| n.and_then(postgres_cpu)).collect();
+    let machine_after = machine_busy_time();
     shared.state.store(STOPPED, Ordering::SeqCst);
     let _ = wake.send(STOPPED);
     for task in tasks {
@@ -1301,16 +1341,31 @@ async fn interleave(instances: &[Instance], options: &Options) -> Run {
             *outcomes[schedule[k]].statuses.entry(status).or_default() += n;
         }
     }
-    let database_cpu = database_before
+    let database_cpu: Vec<Option<Duration>> = database_before
         .iter()
         .zip(&database_after)
         .map(|(b, a)| Some(a.as_ref()?.saturating_sub(*b.as_ref()?)))
         .collect();
+    let machine_busy = machine_before.zip(machine_after).map(|(before, after)| {
+        let (t0, servers0, client0) = &boundaries[first_measured];
+        let (t1, servers1, client1) = &boundaries[schedule.len()];
+        let wall = t1.duration_since(*t0).as_secs_f64();
+        let ours = servers1
+            .iter()
+            .zip(servers0)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .sum::<Duration>()
+            + client1.saturating_sub(*client0)
+            + database_cpu.iter().flatten().sum::<Duration>();
+        let busy = after.saturating_sub(before).as_secs_f64() / wall;
+        (busy, (busy - ours.as_secs_f64() / wall).max(0.0))
+    });
     Run {
         pairs,
         outcomes,
         cycle_rates,
         database_cpu,
+        machine_busy,
     }
 }
 
