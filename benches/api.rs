@@ -273,7 +273,7 @@ fn print_header(options: &Options) {
         "             one server per token count, all running; the load goes to one (server, route) pair at a time"
     );
     println!(
-        "             in {} ms slices, each pair once per cycle, every other cycle in reverse order;",
+        "             in {} ms slices, each pair once per cycle, in orders that change from cycle to cycle;",
         options.slice.as_millis()
     );
     println!(
@@ -1213,7 +1213,7 @@ struct Run {
 
 /// Measures every (server, route) pair in turn, in short slices, so that
 /// whatever else the machine does falls on all of them alike: each cycle
-/// gives every pair one slice, and every other cycle runs in reverse order.
+/// gives every pair one slice, in an order that changes from cycle to cycle.
 /// Each server has its own keep-alive connections; they send only while one
 /// of their server's pairs has the slice. A slice ends when its time is up
 /// and every request sent in it has been answered, so no slice shares the
@@ -1225,16 +1225,33 @@ async fn interleave(instances: &[Instance], options: &Options) -> Run {
         .collect();
     let cycle = options.slice * pairs.len() as u32;
     let warmup_cycles = (options.warmup.as_secs_f64() / cycle.as_secs_f64()).ceil() as usize;
-    let measured_cycles = (options.window.as_secs_f64() / options.slice.as_secs_f64())
-        .ceil()
-        .max(1.0) as usize;
+    // A multiple of four cycles, so that every order below is used alike.
+    let measured_cycles = ((options.window.as_secs_f64() / options.slice.as_secs_f64()).ceil()
+        as usize)
+        .max(1)
+        .next_multiple_of(4);
     let mut schedule = Vec::new();
     for c in 0..warmup_cycles + measured_cycles {
-        if c % 2 == 0 {
-            schedule.extend(0..pairs.len());
-        } else {
-            schedule.extend((0..pairs.len()).rev());
+        // Servers in order, each /healthz then /me; every other pair of
+        // cycles /me first; every other cycle the whole list reversed. Over
+        // four cycles each route of each server comes first after another
+        // server's slice as often as the other route, so the small cost of
+        // switching servers falls on neither route more than the other.
+        let me_first = (c / 2) % 2 == 1;
+        let mut order: Vec<usize> = (0..instances.len())
+            .flat_map(|server| {
+                let (healthz, me) = (2 * server, 2 * server + 1);
+                if me_first {
+                    [me, healthz]
+                } else {
+                    [healthz, me]
+                }
+            })
+            .collect();
+        if c % 2 == 1 {
+            order.reverse();
         }
+        schedule.extend(order);
     }
     let first_measured = warmup_cycles * pairs.len();
 
