@@ -78,6 +78,8 @@ struct Options {
     server_log: String,
     postgres: Option<String>,
     hashes: bool,
+    /// False when run by `cargo test` (no `--bench`): nothing to measure then.
+    benchmarking: bool,
 }
 
 impl Options {
@@ -94,13 +96,14 @@ impl Options {
                 .ok()
                 .filter(|u| !u.trim().is_empty()),
             hashes: true,
+            benchmarking: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
                 // `cargo bench` passes `--bench` to every bench target.
-                "--bench" => {}
+                "--bench" => options.benchmarking = true,
                 "-h" | "--help" => return Err(String::new()),
                 "--tokens" => {
                     let raw = value("--tokens")?;
@@ -168,6 +171,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(if message.is_empty() { 0 } else { 2 });
         }
     };
+    if !options.benchmarking {
+        // `cargo test --benches` (or `--all-targets`) runs bench targets
+        // without `--bench`: a two-minute benchmark has no place there.
+        println!(
+            "benches/api.rs measures only under `cargo bench --bench api` (see scripts/bench)"
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.client_threads)
         .enable_all()
