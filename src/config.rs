@@ -21,12 +21,18 @@ use clap::Args;
 #[derive(Clone, Args)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "TOLLGATE_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_BIND",
+        default_value = "127.0.0.1:8080"
+    )]
     pub bind: String,
 
     /// Database: sqlite://PATH (created when missing) or postgres://….
     #[arg(
         long,
+        global = true,
         env = "DATABASE_URL",
         default_value = "sqlite://data/tollgate.db"
     )]
@@ -34,37 +40,57 @@ pub struct Config {
 
     /// Cookie-signing key (32 bytes or more). Generated once and kept in the
     /// database when not given.
-    #[arg(long, env = "TOLLGATE_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_SECRET_KEY",
+        hide_env_values = true
+    )]
     pub secret_key: Option<String>,
 
     /// Public origin of the dashboard (scheme://host[:port]).
-    #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
+    #[arg(long, global = true, env = "TOLLGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Support email address or URL shown on the tokens tab.
-    #[arg(long, env = "TOLLGATE_SUPPORT")]
+    #[arg(long, global = true, env = "TOLLGATE_SUPPORT")]
     pub support: Option<String>,
 
     /// Address of the reverse proxy in front of Tollgate: requests from it
     /// are attributed to the last address in `X-Forwarded-For` (for the
     /// audit log and sign-in throttling).
-    #[arg(long, env = "TOLLGATE_TRUSTED_PROXY")]
+    #[arg(long, global = true, env = "TOLLGATE_TRUSTED_PROXY")]
     pub trusted_proxy: Option<std::net::IpAddr>,
 
     /// Idle session lifetime in minutes.
-    #[arg(long, env = "TOLLGATE_SESSION_IDLE_MINUTES", default_value_t = 120)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_SESSION_IDLE_MINUTES",
+        default_value_t = 120
+    )]
     pub session_idle_minutes: i64,
 
     /// Absolute session lifetime in hours.
-    #[arg(long, env = "TOLLGATE_SESSION_MAX_HOURS", default_value_t = 24)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_SESSION_MAX_HOURS",
+        default_value_t = 24
+    )]
     pub session_max_hours: i64,
 
     /// Seconds between writes of coalesced "last used" times.
-    #[arg(long, env = "TOLLGATE_LAST_USED_FLUSH_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_LAST_USED_FLUSH_SECONDS",
+        default_value_t = 30
+    )]
     pub last_used_flush_seconds: u64,
 
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "TOLLGATE_WORKERS")]
+    #[arg(long, global = true, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
 }
 

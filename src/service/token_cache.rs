@@ -314,7 +314,13 @@ impl TokenCache {
             return;
         }
         if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+            // Full: drop a tenth, whichever the map yields first, rather than
+            // everything (the busiest tokens come back on their next request).
+            let mut dropped = 0;
+            entries.retain(|_, _| {
+                dropped += 1;
+                dropped > MAX_ENTRIES / 10
+            });
         }
         entries.insert(digest.to_owned(), Arc::clone(entry));
     }

@@ -546,3 +546,47 @@ each_backend! {
         assert_eq!(app.client().login(ADMIN, PASSWORD).await.status, StatusCode::SEE_OTHER);
     }
 }
+
+/// Starts the binary with `args`, waits for its "listening" line and
+/// returns the child and the address it serves.
+fn start_binary(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tollgate");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .unwrap();
+        if let Some(at) = line.find("http://") {
+            break line[at..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    (child, address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_with_or_without_the_serve_subcommand_on_a_new_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--bind", "127.0.0.1:0"][..],
+        &["serve", "--bind", "127.0.0.1:0"][..],
+    ] {
+        let (mut child, address) = start_binary(dir.path(), args);
+        let ready = reqwest::get(format!("{address}/readyz")).await.unwrap();
+        assert_eq!(ready.status(), StatusCode::OK, "{args:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // The default database file was created under ./data/.
+    assert!(dir.path().join("data/tollgate.db").exists());
+}
