@@ -571,6 +571,10 @@ fn start_binary(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, S
             break line[at..].split_whitespace().next().unwrap().to_owned();
         }
     };
+    // The read end closes here: the server must go on answering when its
+    // log can no longer be written (a restarted log collector, a closed
+    // terminal).
+    drop(lines);
     (child, address)
 }
 
