@@ -359,7 +359,7 @@ impl BenchDatabase {
                     .execute(admin.pool())
                     .await?;
                 admin.close().await;
-                let url = replace_database(admin_url, &name);
+                let url = tollgate::storage::url_with_database(admin_url, &name);
                 Ok(Self {
                     url,
                     dir,
@@ -411,23 +411,6 @@ async fn drop_postgres_database(admin_url: &str, name: &str) {
         .execute(admin.pool())
         .await;
         admin.close().await;
-    }
-}
-
-/// `postgres://u@h:5432/postgres?x=y` with database `name` instead.
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
 }
 

@@ -108,4 +108,15 @@ impl Tollgate {
         .await?;
         Ok(Page::from_overfetch(events, limit, |e| e.id))
     }
+
+    /// `GET /api/v1/audit-log` with an Admin token.
+    pub async fn api_audit_log(
+        &self,
+        caller: &Principal,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Page<AuditRow>, ServiceError> {
+        crate::service::tokens::require(caller, crate::domain::Role::Admin)?;
+        self.audit_log(caller.workspace_id, before, limit).await
+    }
 }

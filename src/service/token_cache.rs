@@ -333,10 +333,6 @@ impl TokenCache {
         }
     }
 
-    pub fn cached_len(&self) -> usize {
-        self.entries.read().map(|e| e.len()).unwrap_or(0)
-    }
-
     fn record_use(&self, entry: &Entry, now: i64) {
         let minute = now - now.rem_euclid(60);
         if entry.last_used.fetch_max(minute, Ordering::AcqRel) < minute

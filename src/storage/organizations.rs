@@ -47,14 +47,6 @@ impl MemberRow {
     }
 }
 
-pub async fn organization_name<'e>(
-    ex: impl Executor<'e, Database = Any>,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT name FROM organizations ORDER BY id LIMIT 1")
-        .fetch_optional(ex)
-        .await
-}
-
 pub async fn organization_id<'e>(
     ex: impl Executor<'e, Database = Any>,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -95,14 +87,6 @@ pub async fn find_workspace_by_name<'e>(
 ) -> Result<Option<WorkspaceRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, name FROM workspaces WHERE name = $1")
         .bind(name)
-        .fetch_optional(ex)
-        .await
-}
-
-pub async fn first_workspace<'e>(
-    ex: impl Executor<'e, Database = Any>,
-) -> Result<Option<WorkspaceRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name FROM workspaces ORDER BY id LIMIT 1")
         .fetch_optional(ex)
         .await
 }

@@ -205,16 +205,6 @@ pub async fn find_in_workspace<'e>(
     .await
 }
 
-pub async fn count_for_user<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    user_id: i64,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM personal_access_tokens WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(ex)
-        .await
-}
-
 pub async fn count_for_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,

@@ -614,6 +614,17 @@ async fn sign_in(tab: &mut Tab, email: &str) {
 
 /// From anywhere in the dashboard: Profile in the left panel, then the
 /// Personal Access Tokens tab.
+/// A fresh app and browser, signed in as `email`, on the Personal Access
+/// Tokens tab.
+async fn on_the_tokens_tab(email: &str) -> (Chromium, TestApp, Tab) {
+    let chromium = Chromium::launch().await;
+    let app = helpers::spawn_app(Backend::Sqlite).await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in(&mut tab, email).await;
+    open_tokens_tab(&mut tab).await;
+    (chromium, app, tab)
+}
+
 async fn open_tokens_tab(tab: &mut Tab) {
     tab.follow_in(LEFT_PANEL, "", "Profile", "/profile").await;
     tab.follow_in(TABS, "", "Personal Access Tokens", "/profile/tokens")
@@ -898,11 +909,7 @@ async fn member_follows_the_user_guide_and_sees_every_label_it_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escape_closes_the_generate_dialog_and_focus_returns_to_its_button() {
-    let chromium = Chromium::launch().await;
-    let mut app = helpers::spawn_app(Backend::Sqlite).await;
-    let mut tab = chromium.tab(&app).await;
-    sign_in(&mut tab, WRITER).await;
-    open_tokens_tab(&mut tab).await;
+    let (chromium, mut app, mut tab) = on_the_tokens_tab(WRITER).await;
 
     tab.click("Generate new token").await;
     tab.wait_for_modal("New Personal Access Token").await;
@@ -938,11 +945,7 @@ async fn escape_closes_the_generate_dialog_and_focus_returns_to_its_button() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_of_only_spaces_reopens_the_dialog_with_an_inline_error_and_stores_nothing() {
-    let chromium = Chromium::launch().await;
-    let mut app = helpers::spawn_app(Backend::Sqlite).await;
-    let mut tab = chromium.tab(&app).await;
-    sign_in(&mut tab, WRITER).await;
-    open_tokens_tab(&mut tab).await;
+    let (chromium, mut app, mut tab) = on_the_tokens_tab(WRITER).await;
 
     tab.click("Generate new token").await;
     tab.wait_for_modal("New Personal Access Token").await;
@@ -1062,11 +1065,7 @@ async fn without_javascript_generate_delete_and_revoke_all_work_through_their_ow
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_member_sees_the_tab_and_why_there_is_no_generate_button() {
-    let chromium = Chromium::launch().await;
-    let mut app = helpers::spawn_app(Backend::Sqlite).await;
-    let mut tab = chromium.tab(&app).await;
-    sign_in(&mut tab, READER).await;
-    open_tokens_tab(&mut tab).await;
+    let (chromium, mut app, mut tab) = on_the_tokens_tab(READER).await;
 
     tab.see_text("Only members with the Read-Write or Admin role can generate access tokens.")
         .await;
@@ -1091,11 +1090,7 @@ async fn read_only_member_sees_the_tab_and_why_there_is_no_generate_button() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_copied_token_opens_the_api_with_bearer_and_basic() {
-    let chromium = Chromium::launch().await;
-    let mut app = helpers::spawn_app(Backend::Sqlite).await;
-    let mut tab = chromium.tab(&app).await;
-    sign_in(&mut tab, ADMIN).await;
-    open_tokens_tab(&mut tab).await;
+    let (chromium, mut app, mut tab) = on_the_tokens_tab(ADMIN).await;
 
     tab.click("Generate new token").await;
     tab.wait_for_modal("New Personal Access Token").await;

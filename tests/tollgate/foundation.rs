@@ -410,84 +410,45 @@ async fn the_command_line_creates_users_and_explains_every_refusal() {
             .unwrap();
         assert_eq!(orgs, 1, "the organization is created with the first user");
 
+        // `users create --email E --role R --password-stdin`
+        let create = |email: &'static str, role: &'static str| {
+            vec![
+                "users",
+                "create",
+                "--email",
+                email,
+                "--role",
+                role,
+                "--password-stdin",
+            ]
+        };
+        let without_stdin_flag = vec![
+            "users",
+            "create",
+            "--email",
+            "new@example.com",
+            "--role",
+            "admin",
+        ];
         for (args, stdin, says) in [
             (
-                vec![
-                    "users",
-                    "create",
-                    "--email",
-                    "ROOT@example.com",
-                    "--role",
-                    "read-only",
-                    "--password-stdin",
-                ],
+                create("ROOT@example.com", "read-only"),
                 "a long password\n",
                 "already exists",
             ),
             (
-                vec![
-                    "users",
-                    "create",
-                    "--email",
-                    "new@example.com",
-                    "--role",
-                    "owner",
-                    "--password-stdin",
-                ],
+                create("new@example.com", "owner"),
                 "a long password\n",
                 "Unknown role",
             ),
             (
-                vec![
-                    "users",
-                    "create",
-                    "--email",
-                    "not-an-email",
-                    "--role",
-                    "admin",
-                    "--password-stdin",
-                ],
+                create("not-an-email", "admin"),
                 "a long password\n",
                 "valid email",
             ),
-            (
-                vec![
-                    "users",
-                    "create",
-                    "--email",
-                    "new@example.com",
-                    "--role",
-                    "admin",
-                    "--password-stdin",
-                ],
-                "\n",
-                "can not be empty",
-            ),
-            (
-                vec![
-                    "users",
-                    "create",
-                    "--email",
-                    "new@example.com",
-                    "--role",
-                    "admin",
-                    "--password-stdin",
-                ],
-                "",
-                "can not be empty",
-            ),
-            (
-                vec![
-                    "users",
-                    "create",
-                    "--email",
-                    "new@example.com",
-                    "--role",
-                    "admin",
-                ],
-                "a long password\n",
-                "--password-stdin",
-            ),
+            (create("new@example.com", "admin"), "\n", "can not be empty"),
+            (create("new@example.com", "admin"), "", "can not be empty"),
+            (without_stdin_flag, "a long password\n", "--password-stdin"),
         ] {
             let out = run(&args, stdin);
             let stderr = String::from_utf8_lossy(&out.stderr);

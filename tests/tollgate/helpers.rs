@@ -100,7 +100,7 @@ impl TestDatabase {
                     .await
                     .expect("create test database");
                 db.close().await;
-                let url = replace_database(&admin_url, &name);
+                let url = tollgate::storage::url_with_database(&admin_url, &name);
                 Self {
                     url,
                     _dir: None,
@@ -108,22 +108,6 @@ impl TestDatabase {
                 }
             }
         }
-    }
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
 }
 
@@ -179,10 +163,6 @@ pub async fn spawn_empty_app(backend: Backend) -> TestApp {
 /// An app with an organization, the "Default" workspace and one member of
 /// each role (ADMIN, WRITER, READER; all with PASSWORD).
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_empty_app_without_code(backend).await
-}
-
-async fn spawn_empty_app_without_code(backend: Backend) -> TestApp {
     let database = TestDatabase::create(backend).await;
     seed(&database.url).await;
     spawn_with(backend, database, |_| {}).await
