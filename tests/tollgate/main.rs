@@ -8,6 +8,7 @@ mod helpers;
 mod admin_pages;
 mod api;
 mod browser;
+mod contract;
 mod foundation;
 mod security;
 mod tokens_pages;
