@@ -76,6 +76,7 @@ impl Application {
 
         let config = web::Data::new(config);
         let setup = web::Data::new(SetupCode(setup_code.clone()));
+        let reveal_key = web::Data::new(pages::reveal::RevealKey(key.clone()));
         let server_app = app.clone();
         let workers = config.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -102,6 +103,7 @@ impl Application {
                 .app_data(server_app.clone())
                 .app_data(config.clone())
                 .app_data(setup.clone())
+                .app_data(reveal_key.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY))
                 .app_data(web::FormConfig::default().limit(MAX_BODY))
                 .configure(api::error_config)

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod errors;
 pub mod extractors;
 pub mod pages;
+pub mod reveal;
 pub mod security;
 pub mod session;
 pub mod static_files;
