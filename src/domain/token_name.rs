@@ -57,7 +57,7 @@ impl TokenName {
         }
         if value.chars().any(is_spoofing) {
             return Err(ValidationError::new(
-                "The token name can not contain control, invisible or text-direction characters.",
+                "The token name can not contain control characters or invisible (zero-width, text-direction) characters.",
             ));
         }
         Ok(Self(value.to_owned()))

@@ -38,7 +38,7 @@ pub(crate) fn parse_display_name(raw: &str, email: &Email) -> Result<String, Ser
         return Err(ServiceError::invalid(
             "name",
             ValidationError::new(
-                "The name must be at most 100 characters, without control, invisible or text-direction characters.",
+                "The name must be at most 100 characters, without control characters or invisible (zero-width, text-direction) characters.",
             ),
         ));
     }
@@ -60,7 +60,7 @@ fn parse_org_name(raw: &str) -> Result<String, ServiceError> {
         return Err(ServiceError::invalid(
             "organization",
             ValidationError::new(
-                "Enter an organization name of 1 to 100 characters, without control, invisible or text-direction characters.",
+                "Enter an organization name of 1 to 100 characters, without control characters or invisible (zero-width, text-direction) characters.",
             ),
         ));
     }
@@ -310,7 +310,7 @@ impl Tollgate {
             return Err(ServiceError::invalid(
                 "workspace",
                 ValidationError::new(
-                    "The workspace name must be 1 to 100 characters, without control, invisible or text-direction characters.",
+                    "The workspace name must be 1 to 100 characters, without control characters or invisible (zero-width, text-direction) characters.",
                 ),
             ));
         }

@@ -247,10 +247,20 @@ mod tests {
         // Every key is still inside its window: the least recently tried
         // were dropped, the victim among them, so its count started over.
         assert_eq!(throttle.attempt(victim, 200), Ok(()));
-        // Once the window has passed, old keys make room first, all at once.
-        throttle
-            .attempt(sign_in("1.2.3.4", "fresh@example.com"), 5_000)
-            .unwrap();
-        assert_eq!(throttle.len(), 1);
+        // Once their window has passed, old keys make room first: a full
+        // table of fresh keys keeps every one of them and its count.
+        for i in 0..64 {
+            throttle
+                .attempt(sign_in("5.6.7.8", &format!("fresh{i}@example.com")), 5_000)
+                .unwrap();
+        }
+        assert_eq!(throttle.len(), 64);
+        let first = sign_in("5.6.7.8", "fresh0@example.com");
+        assert_eq!(throttle.attempt(first, 5_001), Ok(()));
+        assert_eq!(throttle.attempt(first, 5_001), Ok(()));
+        assert!(
+            throttle.attempt(first, 5_001).is_err(),
+            "its count was kept"
+        );
     }
 }
