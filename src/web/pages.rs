@@ -175,9 +175,7 @@ fn check_setup_code(
     ip: &str,
 ) -> Result<bool, PageError> {
     let key = throttle::Key::new(throttle::Kind::SetupCode, ip, "");
-    app.throttle
-        .attempt(key, now())
-        .map_err(|retry_after| too_many_codes(retry_after))?;
+    app.throttle.attempt(key, now()).map_err(too_many_codes)?;
     let valid = code_matches(expected, Some(given));
     if valid {
         app.throttle.refund(key);
