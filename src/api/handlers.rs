@@ -188,17 +188,22 @@ pub async fn revoke_workspace_tokens(
     let body = read_body(body).await?;
     // An unreadable body must never widen "revoke one member" into "revoke
     // everyone": only an empty body (or `{}`) means the whole workspace.
+    // Only a JSON object is a request: serde would also build the struct
+    // from `[]`, and `null`, `1` or `"x"` mean nothing here.
     let member = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<RevokeAllRequest>(&body)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("The request body could not be read: {e}"),
-                )
-            })?
+        let invalid =
+            |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message);
+        let value = serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| invalid(format!("The request body could not be read: {e}")))?;
+        if !value.is_object() {
+            return Err(invalid(
+                "The request body must be a JSON object, like {} or {\"user_id\": 42}.".to_owned(),
+            ));
+        }
+        serde_json::from_value::<RevokeAllRequest>(value)
+            .map_err(|e| invalid(format!("The request body could not be read: {e}")))?
             .user_id
     };
     let member = member.map(UserId);

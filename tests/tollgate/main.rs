@@ -10,5 +10,6 @@ mod api;
 mod browser;
 mod contract;
 mod foundation;
+mod hardening;
 mod security;
 mod tokens_pages;
