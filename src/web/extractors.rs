@@ -25,6 +25,7 @@ use hmac::{KeyInit, Mac};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::domain::UserId;
@@ -212,7 +213,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 nonce_of(&req, &config).map(|nonce| key.token(&nonce, &req.get_session()));
             match (sent, expected) {
                 (Some(sent), Some(expected))
-                    if constant_time_eq(sent.as_bytes(), expected.as_bytes()) => {}
+                    if bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) => {}
                 _ => return Err(PageError::Csrf.into()),
             }
             let form = serde_urlencoded::from_bytes::<T>(&body)
@@ -283,10 +284,6 @@ fn from_trusted_proxy(req: &HttpRequest, config: &Config) -> bool {
         (Some(peer), Some(proxy)) => peer.ip() == proxy,
         _ => false,
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The client's address: the peer, or, when the peer is the trusted reverse
