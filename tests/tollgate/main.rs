@@ -9,6 +9,7 @@ mod admin_pages;
 mod api;
 mod browser;
 mod contract;
+mod doc_examples;
 mod foundation;
 mod hardening;
 mod security;
