@@ -9,5 +9,6 @@ mod admin_pages;
 mod api;
 mod browser;
 mod foundation;
+mod revocation;
 mod security;
 mod tokens_pages;
