@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::PlainToken;
@@ -49,6 +49,8 @@ const LAST_USED_CAPACITY: usize = 100_000;
 /// Messages waiting to be published; past this they are dropped (which
 /// only costs waits or cache bypasses, never exactness).
 const OUTBOX: usize = 1_024;
+/// Messages being published at once (each holds a pooled connection).
+const PUBLISHING: usize = 8;
 
 /// Counters since start, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -276,11 +278,21 @@ impl TokenCache {
         let receiver = self.outbox.lock().ok().and_then(|mut o| o.take());
         if let Some(mut receiver) = receiver {
             let pool = db.pool().clone();
+            // Several at once: on a slow link a heartbeat must not wait for
+            // the one before it, nor an acknowledgement for heartbeats.
+            let in_flight = Arc::new(Semaphore::new(PUBLISHING));
             tokio::spawn(async move {
                 while let Some(payload) = receiver.recv().await {
-                    if let Err(err) = auth_channel::publish(&pool, &payload).await {
-                        tracing::warn!(error = %err, "publishing on the token channel failed");
-                    }
+                    let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                        return;
+                    };
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = auth_channel::publish(&pool, &payload).await {
+                            tracing::warn!(error = %err, "publishing on the token channel failed");
+                        }
+                        drop(permit);
+                    });
                 }
             });
         }
