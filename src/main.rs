@@ -4,5 +4,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     tollgate::telemetry::init();
-    tollgate::cli::main()
+    let code = tollgate::cli::main();
+    tollgate::telemetry::shutdown();
+    code
 }

@@ -76,6 +76,7 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::NotFound => Self::not_found(),
+            ServiceError::Unauthenticated { code, message } => Self::unauthorized(code, message),
             ServiceError::Forbidden { code, message } => {
                 Self::new(StatusCode::FORBIDDEN, code, message)
             }

@@ -30,7 +30,7 @@ pub struct Tollgate {
 
 impl Tollgate {
     pub fn new(db: Db, support_contact: Option<String>) -> Self {
-        let tokens = Arc::new(TokenCache::new(db.sqlite_path()));
+        let tokens = Arc::new(TokenCache::new(&db));
         Self {
             db,
             tokens,
@@ -51,6 +51,9 @@ pub enum ServiceError {
     /// Absent, or not visible to the actor: never reveals which.
     #[error("not found")]
     NotFound,
+    /// The credentials the request presented are not (or no longer) valid.
+    #[error("{message}")]
+    Unauthenticated { code: &'static str, message: String },
     /// The actor may not do this; `code` is machine-readable.
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },

@@ -319,16 +319,23 @@ impl Tollgate {
         let token = PlainToken::generate();
         let mut tx = self.db.begin().await?;
         lock_user_tokens(&mut tx, caller.user_id).await?;
+        // Only while the row still holds the secret this request presented:
+        // of concurrent rotations with one secret exactly one wins, and the
+        // others find their secret already gone.
         if storage::tokens::replace_secret(
             &mut *tx,
             caller.token_id.0,
+            caller.digest.as_str(),
             token.digest().as_str(),
             token.last4(),
         )
         .await?
             != 1
         {
-            return Err(ServiceError::NotFound);
+            return Err(ServiceError::Unauthenticated {
+                code: "invalid_token",
+                message: "This token does not exist or has been revoked.".to_owned(),
+            });
         }
         let row = storage::tokens::find_for_user(&mut *tx, caller.user_id.0, caller.token_id.0)
             .await?
@@ -475,9 +482,9 @@ impl Tollgate {
     /// Commits a transaction that changed who may use which token, and makes
     /// sure no instance keeps trusting a cached copy.
     pub(crate) async fn commit_token_change(&self, mut tx: Tx) -> Result<(), ServiceError> {
-        let ticket = self.tokens.announce_change(&self.db, &mut tx).await?;
+        let ticket = self.tokens.announce_change(&mut tx).await?;
         tx.commit().await?;
-        self.tokens.after_commit(&self.db, ticket).await;
+        self.tokens.after_commit(ticket).await;
         Ok(())
     }
 }

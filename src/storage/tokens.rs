@@ -281,35 +281,52 @@ pub async fn find_auth_by_digest<'e>(
     .await
 }
 
-/// Gives a token a new secret, keeping everything else.
+/// Gives a token a new secret, keeping everything else, but only while it
+/// still has the secret `old_digest`: of concurrent rotations with one
+/// secret, exactly one changes the row. Returns the rows changed (0 or 1).
 pub async fn replace_secret<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
+    old_digest: &str,
     digest: &str,
     last4: &str,
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query("UPDATE personal_access_tokens SET digest = $1, last4 = $2 WHERE id = $3")
-        .bind(digest)
-        .bind(last4)
-        .bind(id)
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected())
-}
-
-/// Records use to the minute; never moves the time backwards.
-pub async fn touch_last_used<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    id: i64,
-    at: i64,
-) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE personal_access_tokens SET last_used_at = $1 \
-         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        "UPDATE personal_access_tokens SET digest = $1, last4 = $2 WHERE id = $3 AND digest = $4",
     )
-    .bind(at)
+    .bind(digest)
+    .bind(last4)
     .bind(id)
+    .bind(old_digest)
     .execute(ex)
     .await
-    .map(|_| ())
+    .map(|r| r.rows_affected())
+}
+
+/// Records uses to the minute, all in one transaction (one commit, so other
+/// instances' change probes wake once); never moves a time backwards. The
+/// column is left out of the auth-version triggers, so this clears no cache.
+pub async fn touch_last_used(pool: &sqlx::AnyPool, uses: &[(i64, i64)]) -> Result<(), sqlx::Error> {
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for (id, at) in uses {
+        sqlx::query(
+            "UPDATE personal_access_tokens SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        )
+        .bind(*at)
+        .bind(*id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// SQLite: the counter the auth-version triggers advance.
+pub async fn auth_version<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM auth_version WHERE id = 1")
+        .fetch_one(ex)
+        .await
 }

@@ -36,7 +36,8 @@ impl From<ServiceError> for PageError {
         }
         match err {
             ServiceError::NotFound => Self::NotFound,
-            ServiceError::Forbidden { message, .. } => Self::Forbidden(message),
+            ServiceError::Forbidden { message, .. }
+            | ServiceError::Unauthenticated { message, .. } => Self::Forbidden(message),
             ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. } => {
                 Self::BadRequest(message)
             }

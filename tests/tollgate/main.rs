@@ -12,5 +12,6 @@ mod contract;
 mod doc_examples;
 mod foundation;
 mod hardening;
+mod revocation;
 mod security;
 mod tokens_pages;
