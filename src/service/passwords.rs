@@ -20,8 +20,10 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::domain::{NewPassword, Password};
 
-/// At most this many hashes run at once (fewer on a machine with fewer
-/// cores): three 19 MiB buffers keep the whole server well under 100 MiB.
+/// At most this many hashes run at once: three 19 MiB buffers keep the
+/// whole server well under 100 MiB. Fewer on a small machine: one core is
+/// always left to the API and the pages, so a sign-in flood can not starve
+/// them (two cores: one slot).
 const MAX_SLOTS: usize = 3;
 const M_COST: u32 = 19_456;
 const T_COST: u32 = 2;
@@ -45,7 +47,8 @@ fn slots() -> &'static Slots {
     SLOTS.get_or_init(|| {
         let count = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
-            .min(MAX_SLOTS);
+            .saturating_sub(1)
+            .clamp(1, MAX_SLOTS);
         Slots {
             permits: tokio::sync::Semaphore::new(count),
             buffers: Mutex::new(Vec::with_capacity(count)),
