@@ -606,9 +606,9 @@ async fn dashboard_load(base: String, stop: Arc<AtomicBool>) -> anyhow::Result<S
     while !stop.load(Ordering::Acquire) {
         tick.tick().await;
         n += 1;
-        let kind = if n % 40 == 0 {
+        let kind = if n.is_multiple_of(40) {
             2
-        } else if n % 4 == 0 {
+        } else if n.is_multiple_of(4) {
             1
         } else {
             0
