@@ -9,7 +9,7 @@
 //! workspaces, and clears only when that moved.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -33,7 +33,7 @@ struct Seen {
 
 pub struct ChangeProbe {
     shm: PathBuf,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<(File, u64)>>,
     seen: Mutex<Seen>,
 }
 
@@ -50,11 +50,14 @@ impl ChangeProbe {
 
     fn read_header(&self) -> Option<Header> {
         let mut file = self.file.lock().ok()?;
-        if file.is_none() {
-            *file = File::open(&self.shm).ok();
+        // SQLite deletes the file when its last connection closes and makes
+        // a new one later: read the file the path names now, not the old one.
+        let current = std::fs::metadata(&self.shm).ok()?.ino();
+        if file.as_ref().is_none_or(|(_, ino)| *ino != current) {
+            *file = File::open(&self.shm).ok().map(|f| (f, current));
         }
         let mut header = [0u8; 96];
-        match file.as_ref()?.read_exact_at(&mut header, 0) {
+        match file.as_ref()?.0.read_exact_at(&mut header, 0) {
             Ok(()) => Some(header),
             Err(_) => {
                 // Reopened on the next look (the file may have been recreated).
@@ -126,6 +129,21 @@ mod tests {
         };
         assert!(probe.settle(h, 6));
         assert_eq!(probe.look(), Look::Unchanged);
+    }
+
+    #[test]
+    fn a_recreated_file_is_read_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let shm = dir.path().join("t.db-shm");
+        let probe = ChangeProbe::new(&dir.path().join("t.db"));
+        write(&shm, 1);
+        let Look::Changed(h) = probe.look() else {
+            panic!("first look must ask")
+        };
+        probe.settle(h, 1);
+        std::fs::remove_file(&shm).unwrap();
+        write(&shm, 2);
+        assert_eq!(probe.look(), Look::Changed(Some([2; 96])));
     }
 
     #[test]

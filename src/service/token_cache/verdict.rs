@@ -123,11 +123,12 @@ mod tests {
 
     #[test]
     fn each_row_state_gets_its_verdict() {
-        let table: Vec<(
-            &str,
+        type Case = (
+            &'static str,
             Box<dyn FnOnce(&mut AuthRow)>,
             Result<Role, AuthFailure>,
-        )> = vec![
+        );
+        let table: Vec<Case> = vec![
             ("live, no expiry", Box::new(|_| {}), Ok(Role::ReadWrite)),
             (
                 "expires one second later",
