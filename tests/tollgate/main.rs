@@ -8,6 +8,8 @@ mod helpers;
 mod admin_pages;
 mod api;
 mod browser;
+mod crash;
 mod foundation;
 mod security;
+mod shutdown;
 mod tokens_pages;
