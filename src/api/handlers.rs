@@ -131,6 +131,15 @@ pub async fn revoke_workspace_tokens(
     let member = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
+        // serde also reads a struct from an array, so `[]` would pass as
+        // "no member given": only an object is accepted.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "The request body must be a JSON object, such as {\"user_id\": 42}, or empty.",
+            ));
+        }
         serde_json::from_slice::<RevokeAllRequest>(&body)
             .map_err(|e| {
                 ApiError::new(

@@ -10,6 +10,7 @@ mod api;
 mod browser;
 mod crash;
 mod foundation;
+mod fuzz;
 mod security;
 mod shutdown;
 mod tokens_pages;
