@@ -12,10 +12,11 @@ use tollgate::storage::Db;
 use crate::crash::{Server, issue_token};
 use crate::helpers::{Backend, PASSWORD, TestClient, TestDatabase, WRITER, backends, bearer, seed};
 
-/// `kill -TERM pid`, as a service manager or `docker stop` would send it.
+/// `kill -TERM pid`, as a service manager or `docker stop` would send it
+/// (the shell's own `kill`: a minimal system may lack procps).
 fn sigterm(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .expect("run kill");
     assert!(status.success());
