@@ -41,6 +41,8 @@ pub struct Application {
 
 const COOKIE_KEY_SETTING: &str = "cookie_key";
 const MAX_BODY: usize = 64 * 1024;
+/// How long a graceful stop waits for requests in flight.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -132,7 +134,7 @@ impl Application {
                 )
         })
         .workers(workers)
-        .shutdown_timeout(10)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         .listen(listener)?
         .run();
 
@@ -165,15 +167,33 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (Ctrl-C, SIGTERM, or `handle().stop()`), then
-    /// writes the pending "last used" times.
+    /// Serves until stopped, then shuts down in order: write the pending
+    /// "last used" times, then close the database (on SQLite after moving
+    /// the WAL into the database file).
+    ///
+    /// SIGTERM (and SIGINT) start a graceful stop, handled by the server
+    /// itself: the listening socket is closed at once, so new connections
+    /// are refused, while requests already in flight get up to
+    /// `SHUTDOWN_TIMEOUT` to finish. SIGQUIT stops at once. `handle().stop()`
+    /// does the same from code.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
-        self.app
+        tracing::info!("stopped serving; writing last-used times and closing the database");
+        let flushed = self
+            .app
             .tokens
             .flush_last_used(&self.app.db)
             .await
-            .context("writing last-used times at shutdown")?;
+            .context("writing last-used times at shutdown");
+        let closed = self
+            .app
+            .db
+            .shutdown()
+            .await
+            .context("closing the database at shutdown");
+        flushed?;
+        closed?;
+        tracing::info!("shut down cleanly");
         Ok(())
     }
 }

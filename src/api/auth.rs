@@ -184,4 +184,76 @@ mod tests {
         }
         assert!(parse_authorization(&vec![b'a'; 5000]).is_err());
     }
+
+    use proptest::prelude::*;
+
+    fn scheme() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "Bearer", "bearer", "BEARER", "Basic", "basic", "Token", "",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    proptest! {
+        /// Any bytes at all: an answer, never a panic; and what is accepted
+        /// is a credential without whitespace, from a header of at most 1 KiB.
+        #[test]
+        fn arbitrary_headers_never_panic(
+            scheme in scheme(),
+            separator in prop::sample::select(vec![" ", "  ", "\t", ""]),
+            rest in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..80),
+                "[ -~\t]{0,60}".prop_map(String::into_bytes),
+            ],
+        ) {
+            let mut header = format!("{scheme}{separator}").into_bytes();
+            header.extend(rest);
+            match parse_authorization(&header) {
+                Ok(Credentials::Bearer(token)) => {
+                    prop_assert!(!token.is_empty());
+                    prop_assert!(!token.contains(char::is_whitespace));
+                }
+                Ok(Credentials::Basic { email, .. }) => prop_assert!(!email.contains(':')),
+                Err(message) => prop_assert!(message.contains("malformed")),
+            }
+        }
+
+        #[test]
+        fn a_bearer_token_is_read_back_exactly(
+            scheme in prop::sample::select(vec!["Bearer", "bearer", "BeArEr"]),
+            token in "[!-~]{1,200}",
+            padding in "[ ]{0,3}",
+        ) {
+            let header = format!("{padding}{scheme} {padding}{token}{padding}");
+            prop_assert_eq!(parse_authorization(header.as_bytes()), Ok(Credentials::Bearer(token)));
+        }
+
+        /// Base64 of any `email:token` (the token may hold colons, spaces,
+        /// anything) comes back exactly; the email ends at the first colon.
+        #[test]
+        fn basic_credentials_are_read_back_exactly(
+            email in "[^:]{0,60}",
+            token in "\\PC{0,80}",
+        ) {
+            let header = format!("Basic {}", STANDARD.encode(format!("{email}:{token}")));
+            let parsed = parse_authorization(header.as_bytes());
+            if header.len() <= 1024 {
+                prop_assert_eq!(parsed, Ok(Credentials::Basic { email, token }));
+            } else {
+                prop_assert!(parsed.is_err());
+            }
+        }
+
+        /// Base64 of arbitrary bytes: no panic; bytes that are not UTF-8 or
+        /// hold no colon are refused.
+        #[test]
+        fn basic_with_arbitrary_decoded_bytes_never_panics(
+            bytes in prop::collection::vec(any::<u8>(), 0..100),
+        ) {
+            let header = format!("Basic {}", STANDARD.encode(&bytes));
+            let parsed = parse_authorization(header.as_bytes());
+            let readable = std::str::from_utf8(&bytes).ok().filter(|s| s.contains(':'));
+            prop_assert_eq!(parsed.is_ok(), readable.is_some() && !bytes.is_empty());
+        }
+    }
 }

@@ -190,20 +190,66 @@ mod tests {
 
         #[test]
         fn random_strings_never_parse(raw in "\\PC{0,60}") {
-            // A random string passes only with a matching checksum (1 in 2^32).
-            prop_assume!(!(raw.len() == 42 && raw.starts_with("tgp_")));
+            // Nothing is discarded: a string of the right shape passes only
+            // with a matching checksum, one chance in 2^32.
             prop_assert!(PlainToken::parse(&raw).is_err());
         }
 
+        /// The right prefix, the right length, base62 throughout: only the
+        /// checksum decides. A random one is right about once in 2^32.
         #[test]
-        fn a_changed_character_is_detected(body in "[0-9A-Za-z]{32}", pos in 4usize..42, replacement in "[0-9A-Za-z]") {
+        fn well_shaped_tokens_parse_exactly_when_their_checksum_matches(
+            body in "[0-9A-Za-z]{32}",
+            sum in "[0-9A-Za-z]{6}",
+        ) {
+            let head = format!("tgp_{body}");
+            let raw = format!("{head}{sum}");
+            prop_assert_eq!(raw.len(), PlainToken::LEN);
+            prop_assert_eq!(PlainToken::parse(&raw).is_ok(), checksum(&head) == sum);
+        }
+
+        /// Any byte string at all, valid UTF-8 or not, shaped like a token
+        /// or not: parsing never panics and accepts only the exact format.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            prefix in prop::sample::select(vec!["", "tgp_", "tgp", "TGP_", "ghp_"]),
+            bytes in prop::collection::vec(any::<u8>(), 0..50),
+        ) {
+            let mut raw = prefix.as_bytes().to_vec();
+            raw.extend(bytes);
+            let text = String::from_utf8_lossy(&raw);
+            if let Ok(token) = PlainToken::parse(&text) {
+                prop_assert_eq!(token.expose(), &*text);
+                prop_assert!(text.starts_with(PREFIX) && text.len() == PlainToken::LEN);
+            }
+        }
+
+        /// One character changed anywhere (to any other base62 character, or
+        /// to any other byte) is always caught: CRC32 detects every error
+        /// within 32 bits, and the base62 form of a CRC is one-to-one.
+        #[test]
+        fn a_changed_character_is_detected(
+            body in "[0-9A-Za-z]{32}",
+            pos in 0usize..PlainToken::LEN,
+            shift in 1usize..BASE62.len(),
+            other in any::<u8>(),
+            use_any_byte in any::<bool>(),
+        ) {
             let head = format!("tgp_{body}");
             let token = format!("{head}{}", checksum(&head));
             let mut bytes = token.clone().into_bytes();
-            prop_assume!(bytes[pos] != replacement.as_bytes()[0]);
-            bytes[pos] = replacement.as_bytes()[0];
-            let changed = String::from_utf8(bytes).unwrap();
-            prop_assert!(PlainToken::parse(&changed).is_err());
+            let original = bytes[pos];
+            bytes[pos] = if use_any_byte && other != original {
+                other
+            } else {
+                // Another base62 character, never the original one.
+                let index = BASE62.iter().position(|&b| b == original).unwrap_or(0);
+                let replacement = BASE62[(index + shift) % BASE62.len()];
+                if replacement == original { BASE62[(index + 1) % BASE62.len()] } else { replacement }
+            };
+            prop_assert_ne!(bytes[pos], original);
+            let changed = String::from_utf8_lossy(&bytes);
+            prop_assert!(PlainToken::parse(&changed).is_err(), "{changed}");
         }
     }
 }

@@ -46,6 +46,23 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Set on every SQLite connection the pool opens.
+///
+/// - `journal_mode = WAL`: readers work while one writer commits.
+/// - `synchronous = FULL`: every commit syncs the WAL before it returns, so
+///   an answered commit survives a process crash *and* a power loss or
+///   kernel crash. `NORMAL` would also survive a killed process (the WAL
+///   lives in the operating system's page cache until checkpointed), but a
+///   power loss could take back the last commits, and here the last commit
+///   may be a revocation: a deleted token must never come back. Writes are
+///   few (token and member changes, sign-ins; "last used" times are
+///   coalesced), so one sync per commit is cheap insurance.
+/// - `foreign_keys = ON`: SQLite leaves them off unless asked, per connection.
+/// - `busy_timeout = 10000`: a writer waits up to 10 s for the lock instead
+///   of failing at once with "database is locked".
+pub const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -81,14 +98,7 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers work while one writer commits; the
-                        // busy timeout makes writers queue instead of failing.
-                        sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .execute(conn)
-                        .await?;
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
                     }
                     Ok(())
                 })
@@ -153,6 +163,26 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Closes the database for good at shutdown. On SQLite, first moves
+    /// every committed page from the WAL into the database file and empties
+    /// the WAL, so the file on disk is complete on its own (a backup that
+    /// copies only `tollgate.db` gets everything). Waits for connections in
+    /// use to be returned.
+    pub async fn shutdown(&self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            // (busy, WAL frames, frames checkpointed); busy = 1 means a
+            // reader held the WAL and the checkpoint stayed partial.
+            let (busy, _, _): (i32, i32, i32) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if busy != 0 {
+                tracing::warn!("the WAL checkpoint at shutdown could not complete");
+            }
+        }
+        self.pool.close().await;
+        Ok(())
+    }
 }
 
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
@@ -202,6 +232,42 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every pooled connection, not just the first, gets the pragmas.
+    #[tokio::test]
+    async fn sqlite_connections_use_wal_full_sync_foreign_keys_and_a_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = db.pool().acquire().await.unwrap();
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let synchronous: i32 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let foreign_keys: i32 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let busy_timeout: i32 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(journal, "wal");
+            assert_eq!(synchronous, 2, "FULL");
+            assert_eq!(foreign_keys, 1);
+            assert_eq!(busy_timeout, 10_000);
+            held.push(conn);
+        }
+        drop(held);
+        db.close().await;
+    }
 
     #[test]
     fn the_database_of_a_url_is_replaced_and_the_rest_kept() {
