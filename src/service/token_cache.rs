@@ -129,6 +129,8 @@ struct FileState {
 struct FileProbe {
     database: PathBuf,
     shm: PathBuf,
+    /// The open `-shm` file with its device and inode (see `read_shm_header`).
+    shm_file: Mutex<Option<(std::fs::File, u64, u64)>>,
     seen: Mutex<Option<FileState>>,
 }
 
@@ -139,16 +141,13 @@ impl FileProbe {
         Self {
             database: database.to_path_buf(),
             shm: PathBuf::from(shm),
+            shm_file: Mutex::new(None),
             seen: Mutex::new(None),
         }
     }
 
     fn read(&self) -> FileState {
-        use std::io::Read;
-        let shm_header = std::fs::File::open(&self.shm).ok().and_then(|mut f| {
-            let mut header = [0u8; 96];
-            f.read_exact(&mut header).ok().map(|()| header)
-        });
+        let shm_header = self.read_shm_header();
         let database = std::fs::metadata(&self.database)
             .ok()
             .and_then(|m| Some((m.len(), m.modified().ok()?)));
@@ -156,6 +155,32 @@ impl FileProbe {
             shm_header,
             database,
         }
+    }
+
+    /// Reads the WAL index header through a handle kept open for as long as
+    /// the `-shm` file is the same file. Closing any descriptor of a file
+    /// drops every POSIX lock this process holds on it, SQLite's own lock on
+    /// the `-shm` included; another process opening the database would then
+    /// believe itself alone and truncate the shared memory this process has
+    /// mapped (SIGBUS). So the handle is only let go once the file has been
+    /// replaced.
+    fn read_shm_header(&self) -> Option<[u8; 96]> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let current = std::fs::metadata(&self.shm).ok()?;
+        let Ok(mut held) = self.shm_file.lock() else {
+            return None;
+        };
+        let same = held
+            .as_ref()
+            .is_some_and(|(_, dev, ino)| *dev == current.dev() && *ino == current.ino());
+        if !same {
+            let file = std::fs::File::open(&self.shm).ok()?;
+            let meta = file.metadata().ok()?;
+            *held = Some((file, meta.dev(), meta.ino()));
+        }
+        let (file, _, _) = held.as_ref()?;
+        let mut header = [0u8; 96];
+        file.read_exact_at(&mut header, 0).ok().map(|()| header)
     }
 
     /// Runs `on_change` (still holding the lock, so no lookup can slip in
