@@ -9,5 +9,6 @@ mod admin_pages;
 mod api;
 mod browser;
 mod foundation;
+mod operations;
 mod security;
 mod tokens_pages;
