@@ -10,5 +10,6 @@ mod api;
 mod browser;
 mod foundation;
 mod operations;
+mod scale_out;
 mod security;
 mod tokens_pages;
