@@ -244,6 +244,22 @@ fn check_settings(config: &Config) -> Result<String, String> {
             config.bind
         ));
     }
+    if let Some(metrics) = &config.metrics_bind {
+        if metrics
+            .to_socket_addrs()
+            .map_or(true, |mut a| a.next().is_none())
+        {
+            return Err(format!(
+                "TOLLGATE_METRICS_BIND {metrics:?} is not an address to listen on (e.g. 127.0.0.1:9090)"
+            ));
+        }
+        if metrics == &config.bind {
+            return Err(
+                "TOLLGATE_METRICS_BIND must differ from TOLLGATE_BIND: metrics are never served on the public address"
+                    .to_owned(),
+            );
+        }
+    }
     let url = &config.database_url;
     if !(url.starts_with("sqlite:")
         || url.starts_with("postgres:")

@@ -13,6 +13,7 @@
 //! | `TOLLGATE_SESSION_MAX_HOURS` | `24` | a session ends this long after sign-in, used or not |
 //! | `TOLLGATE_LAST_USED_FLUSH_SECONDS` | `30` | how often "last used" times are written |
 //! | `TOLLGATE_WORKERS` | number of cores | HTTP worker threads |
+//! | `TOLLGATE_METRICS_BIND` | none (off) | address for Prometheus' `GET /metrics`; never the public one |
 //! | `TOLLGATE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
 
@@ -92,6 +93,11 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, global = true, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Address for `GET /metrics` (Prometheus text format), e.g.
+    /// 127.0.0.1:9090. Off when not set; never served on the public address.
+    #[arg(long, global = true, env = "TOLLGATE_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
 }
 
 impl Config {
@@ -108,6 +114,7 @@ impl Config {
             session_max_hours: 24,
             last_used_flush_seconds: 30,
             workers: None,
+            metrics_bind: None,
         }
     }
 
@@ -140,6 +147,7 @@ impl std::fmt::Debug for Config {
             .field("session_max_hours", &self.session_max_hours)
             .field("last_used_flush_seconds", &self.last_used_flush_seconds)
             .field("workers", &self.workers)
+            .field("metrics_bind", &self.metrics_bind)
             .finish()
     }
 }

@@ -35,6 +35,8 @@ pub struct SetupCode(pub Option<String>);
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The metrics server (`TOLLGATE_METRICS_BIND`), stopped with `server`.
+    metrics: Option<(ServerHandle, SocketAddr)>,
     app: web::Data<Tollgate>,
     setup_code: Option<String>,
 }
@@ -66,6 +68,16 @@ impl Application {
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let address = listener.local_addr()?;
+        let metrics = match &config.metrics_bind {
+            Some(bind) => {
+                let (server, address) = crate::metrics::server(bind, app.clone())?;
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some((handle, address))
+            }
+            None => None,
+        };
+
         if let Some(code) = &setup_code {
             let host = config
                 .public_origin()
@@ -127,6 +139,7 @@ impl Application {
         Ok(Self {
             address,
             server,
+            metrics,
             app,
             setup_code,
         })
@@ -134,6 +147,11 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where `GET /metrics` answers, when `TOLLGATE_METRICS_BIND` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, address)| *address)
     }
 
     pub fn port(&self) -> u16 {
@@ -156,7 +174,11 @@ impl Application {
     /// Serves until stopped (Ctrl-C, SIGTERM, or `handle().stop()`), then
     /// writes the pending "last used" times.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        let served = self.server.await;
+        if let Some((metrics, _)) = &self.metrics {
+            metrics.stop(true).await;
+        }
+        served?;
         self.app
             .tokens
             .flush_last_used(&self.app.db)

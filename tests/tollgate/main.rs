@@ -9,6 +9,7 @@ mod admin_pages;
 mod api;
 mod browser;
 mod foundation;
+mod metrics;
 mod operations;
 mod scale_out;
 mod security;
