@@ -11,6 +11,7 @@
 //! | `TOLLGATE_TRUSTED_PROXY` | none | address of a reverse proxy whose `X-Forwarded-For` is believed |
 //! | `TOLLGATE_SESSION_IDLE_MINUTES` | `120` | a session ends after this long without a request |
 //! | `TOLLGATE_SESSION_MAX_HOURS` | `24` | a session ends this long after sign-in, used or not |
+//! | `TOLLGATE_AUDIT_RETENTION_DAYS` | `365` | audit events older than this are deleted |
 //! | `TOLLGATE_LAST_USED_FLUSH_SECONDS` | `30` | how often "last used" times are written |
 //! | `TOLLGATE_WORKERS` | number of cores | HTTP worker threads |
 //! | `TOLLGATE_METRICS_BIND` | none (off) | address for Prometheus' `GET /metrics`; never the public one |
@@ -81,6 +82,17 @@ pub struct Config {
     )]
     pub session_max_hours: i64,
 
+    /// Audit events older than this many days are deleted by the
+    /// background cleanup.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_AUDIT_RETENTION_DAYS",
+        default_value_t = 365,
+        value_parser = clap::value_parser!(i64).range(1..)
+    )]
+    pub audit_retention_days: i64,
+
     /// Seconds between writes of coalesced "last used" times.
     #[arg(
         long,
@@ -112,6 +124,7 @@ impl Config {
             trusted_proxy: None,
             session_idle_minutes: 120,
             session_max_hours: 24,
+            audit_retention_days: 365,
             last_used_flush_seconds: 30,
             workers: None,
             metrics_bind: None,
@@ -145,6 +158,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxy", &self.trusted_proxy)
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_max_hours", &self.session_max_hours)
+            .field("audit_retention_days", &self.audit_retention_days)
             .field("last_used_flush_seconds", &self.last_used_flush_seconds)
             .field("workers", &self.workers)
             .field("metrics_bind", &self.metrics_bind)

@@ -65,7 +65,31 @@ fn describe() {
     );
     describe_counter!(
         "tollgate_sign_in_throttled_total",
-        "Sign-ins refused without checking the password, after too many failures"
+        "Attempts refused without checking the password, after too many failures, by kind (sign_in, current_password)"
+    );
+    describe_counter!(
+        "tollgate_token_cache_hits_total",
+        "Token checks answered from this instance's cache"
+    );
+    describe_counter!(
+        "tollgate_token_cache_misses_total",
+        "Token checks that read the database while the cache was usable"
+    );
+    describe_counter!(
+        "tollgate_token_cache_invalidations_total",
+        "Times this instance emptied its token cache"
+    );
+    describe_counter!(
+        "tollgate_token_cache_fail_closed_total",
+        "Token checks that bypassed the cache because this instance could not prove it current"
+    );
+    describe_counter!(
+        "tollgate_peer_acknowledgements_total",
+        "Acknowledgements other instances sent for this instance's token changes"
+    );
+    describe_counter!(
+        "tollgate_peer_ack_timeouts_total",
+        "Token changes answered with some instance's acknowledgement missing"
     );
     describe_gauge!(
         "tollgate_password_hash_queue_depth",
@@ -137,13 +161,55 @@ pub fn token_check(outcome: &'static str) {
     metrics::counter!("tollgate_token_verifications_total", "outcome" => outcome).increment(1);
 }
 
-/// A sign-in refused by the throttle.
-pub fn sign_in_throttled() {
-    metrics::counter!("tollgate_sign_in_throttled_total").increment(1);
+/// An attempt refused by the throttle: `sign_in`, or `current_password`
+/// (a password change).
+pub fn throttled(kind: &'static str) {
+    metrics::counter!("tollgate_sign_in_throttled_total", "kind" => kind).increment(1);
 }
 
-/// Sets the gauges read from the application's state, just before a scrape.
+/// A password hash waiting for a hashing slot: counted in the queue gauge
+/// from `enter` until `served` (or until dropped, when it gave up), and its
+/// wait recorded when served.
+pub struct HashQueued {
+    since: std::time::Instant,
+}
+
+impl HashQueued {
+    pub fn enter() -> Self {
+        metrics::gauge!("tollgate_password_hash_queue_depth").increment(1.0);
+        Self {
+            since: std::time::Instant::now(),
+        }
+    }
+
+    pub fn served(self) {
+        metrics::histogram!("tollgate_password_hash_wait_seconds")
+            .record(self.since.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for HashQueued {
+    fn drop(&mut self) {
+        metrics::gauge!("tollgate_password_hash_queue_depth").decrement(1.0);
+    }
+}
+
+/// Sets the series read from the application's state, just before a scrape.
 fn collect(app: &Tollgate) {
+    let cache = app.tokens.stats();
+    for (name, value) in [
+        ("tollgate_token_cache_hits_total", cache.hits),
+        ("tollgate_token_cache_misses_total", cache.misses),
+        (
+            "tollgate_token_cache_invalidations_total",
+            cache.invalidations,
+        ),
+        ("tollgate_token_cache_fail_closed_total", cache.fail_closed),
+        ("tollgate_peer_acknowledgements_total", cache.acks),
+        ("tollgate_peer_ack_timeouts_total", cache.ack_timeouts),
+    ] {
+        metrics::counter!(name).absolute(value);
+    }
     let pool = app.db.pool();
     let size = f64::from(pool.size());
     let idle = pool.num_idle() as f64;

@@ -63,7 +63,11 @@ impl Application {
         };
 
         tokio::spawn(Arc::clone(&app.tokens).listen(db.clone()));
-        spawn_background_tasks(app.clone(), config.last_used_flush_seconds);
+        spawn_background_tasks(
+            app.clone(),
+            config.last_used_flush_seconds,
+            config.audit_retention_days,
+        );
 
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
@@ -88,16 +92,18 @@ impl Application {
 
         let config = web::Data::new(config);
         let setup = web::Data::new(SetupCode(setup_code.clone()));
+        let reveal_key = web::Data::new(pages::reveal::RevealKey(key.clone()));
         let server_app = app.clone();
         let workers = config.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
         });
+        let csrf_key = web::Data::new(pages::extractors::CsrfKey::new(&key));
         let server = HttpServer::new(move || {
             let sessions =
                 SessionMiddleware::builder(DbSessionStore::new(server_app.db.clone()), key.clone())
-                    .cookie_name("tollgate_session".to_owned())
+                    .cookie_name(session_cookie_name(&config))
                     .cookie_secure(config.secure_cookies())
                     .cookie_http_only(true)
                     .cookie_same_site(SameSite::Lax)
@@ -107,17 +113,22 @@ impl Application {
                             .state_ttl(actix_web::cookie::time::Duration::minutes(
                                 config.session_idle_minutes,
                             ))
-                            .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                            // The idle expiry moves on when the state is
+                            // written, which `CurrentUser` does at most once
+                            // a minute: page views do not each write.
+                            .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
                     )
                     .build();
             App::new()
                 .app_data(server_app.clone())
                 .app_data(config.clone())
                 .app_data(setup.clone())
+                .app_data(reveal_key.clone())
+                .app_data(csrf_key.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY))
                 .app_data(web::FormConfig::default().limit(MAX_BODY))
                 .configure(api::error_config)
-                .wrap(pages::security::default_headers())
+                .wrap(pages::security::default_headers(config.secure_cookies()))
                 .wrap(from_fn(pages::security::request_log))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
@@ -126,6 +137,7 @@ impl Application {
                 .service(web::scope("/api").default_service(web::to(api::handlers::not_found)))
                 .service(
                     web::scope("")
+                        .wrap(from_fn(pages::extractors::csrf_layer))
                         .wrap(sessions)
                         .configure(pages::configure)
                         .default_service(web::to(page_not_found)),
@@ -188,7 +200,17 @@ impl Application {
     }
 }
 
-fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64) {
+/// The session cookie's name: with the `__Host-` prefix behind https, so
+/// that no other host can set or shadow it.
+fn session_cookie_name(config: &Config) -> String {
+    if config.secure_cookies() {
+        "__Host-tollgate_session".to_owned()
+    } else {
+        "tollgate_session".to_owned()
+    }
+}
+
+fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64, audit_days: i64) {
     tokio::spawn(async move {
         let mut flush = tokio::time::interval(Duration::from_secs(flush_seconds.max(1)));
         let mut cleanup = tokio::time::interval(Duration::from_secs(600));
@@ -202,6 +224,10 @@ fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64) {
                 _ = cleanup.tick() => {
                     if let Err(err) = storage::sessions::delete_expired(app.db.pool(), now()).await {
                         tracing::warn!(error = %err, "deleting expired sessions failed");
+                    }
+                    let cutoff = now() - audit_days.saturating_mul(86_400);
+                    if let Err(err) = storage::audit::delete_older_than(app.db.pool(), cutoff).await {
+                        tracing::warn!(error = %err, "deleting old audit events failed");
                     }
                 }
             }

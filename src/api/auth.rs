@@ -67,11 +67,11 @@ impl FromRequest for ApiCaller {
             .map(|v| v.as_bytes().to_vec());
         let app = req.app_data::<Data<Tollgate>>().cloned();
         // Browsers attach remembered Basic credentials on their own; a page
-        // of another site must not be able to use them.
+        // of another site must not be able to use them. Fetch Metadata or a
+        // foreign `Origin` gives such a request away.
         let from_another_site = req
-            .headers()
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+            .app_data::<Data<crate::config::Config>>()
+            .is_none_or(|config| crate::web::extractors::from_another_site(req, config));
         Box::pin(async move {
             let app = app.ok_or_else(|| {
                 ApiError::from(crate::service::ServiceError::Unexpected(anyhow::anyhow!(

@@ -3,6 +3,7 @@
 //! secret, and only the response that created it uses it.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::display_hint;
 use crate::service::Principal;
@@ -21,32 +22,35 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Named {
     pub id: i64,
     pub name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserDto {
     pub id: i64,
     pub email: String,
     pub name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CallerTokenDto {
     pub id: i64,
     pub name: String,
+    #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
     pub scope: &'static str,
+    #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
     pub effective_scope: &'static str,
     pub expires_at: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MeDto {
     pub user: UserDto,
     pub workspace: Named,
+    #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
     pub role: &'static str,
     pub token: CallerTokenDto,
 }
@@ -75,16 +79,17 @@ impl From<&Principal> for MeDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct OwnerDto {
     pub id: i64,
     pub email: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenDto {
     pub id: i64,
     pub name: String,
+    #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
     pub scope: &'static str,
     /// `tgp_…last4`, to tell tokens apart.
     pub hint: String,
@@ -118,18 +123,19 @@ impl From<&TokenRow> for TokenDto {
 }
 
 /// The answer to a rotation: the only response that carries a secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct IssuedTokenDto {
     pub token: String,
     #[serde(flatten)]
     pub metadata: TokenDto,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MemberDto {
     pub id: i64,
     pub email: String,
     pub name: String,
+    #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
     pub role: &'static str,
     pub disabled: bool,
     pub joined_at: String,
@@ -148,7 +154,7 @@ impl From<&MemberRow> for MemberDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AuditEventDto {
     pub id: i64,
     pub action: String,
@@ -160,14 +166,14 @@ pub struct AuditEventDto {
     pub created_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ActorDto {
     pub user_id: Option<i64>,
     pub token_id: Option<i64>,
     pub label: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TargetDto {
     pub id: Option<i64>,
     pub label: String,
@@ -196,29 +202,37 @@ impl From<AuditRow> for AuditEventDto {
 }
 
 /// A page of a list: `next_cursor` is `null` on the last page.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// Opaque: pass it back as `cursor` for the next page.
     pub next_cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// Opaque: the `next_cursor` of the previous page, as given. Anything
+    /// else answers 400 `invalid_query`.
     pub cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RevokedDto {
     pub revoked: usize,
 }
 
-#[derive(Deserialize, Default)]
+/// An empty body, or `{}`, revokes every token of the workspace.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeAllRequest {
     /// Absent: the whole workspace. Present, it must be a member's id:
     /// `null` is refused rather than read as "everyone".
     #[serde(default, deserialize_with = "some_integer")]
+    #[schema(required = false, value_type = i64)]
     pub user_id: Option<i64>,
 }
 

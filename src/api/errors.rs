@@ -3,7 +3,8 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::service::ServiceError;
 
@@ -12,6 +13,22 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The `Allow` header of a 405.
+    allow: Option<String>,
+}
+
+/// The body of every error answer, as the OpenAPI document describes it.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Machine-readable, stable: `invalid_token`, `insufficient_scope`, …
+    pub code: &'a str,
+    /// For people; may change.
+    pub message: &'a str,
 }
 
 impl ApiError {
@@ -20,6 +37,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// 405 for a method the path does not have; `allow` lists the ones it has.
+    pub fn method_not_allowed(allow: String) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This path does not answer this method: see the Allow header.",
+            )
         }
     }
 
@@ -94,6 +124,14 @@ impl ResponseError for ApiError {
                 r#"Bearer realm="tollgate", error="insufficient_scope""#,
             ));
         }
-        response.json(json!({ "error": { "code": self.code, "message": self.message } }))
+        if let Some(allow) = &self.allow {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        })
     }
 }

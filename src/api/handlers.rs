@@ -8,6 +8,7 @@ use crate::api::dto::{
     AuditEventDto, IssuedTokenDto, MeDto, MemberDto, Page, PageQuery, RevokeAllRequest, RevokedDto,
     TokenDto,
 };
+use crate::api::openapi::{BadBody, BadQuery, Forbidden, NotFound, TooLarge, Unauthorized};
 use crate::api::{ApiCaller, ApiError};
 use crate::domain::{TokenId, UserId};
 use crate::service::Tollgate;
@@ -40,6 +41,27 @@ fn paging(query: &PageQuery) -> Result<(Option<i64>, Option<i64>), ApiError> {
     Ok((cursor, query.limit))
 }
 
+/// The largest JSON body the API reads.
+const MAX_JSON_BODY: usize = 16 * 1024;
+
+/// Reads a request body, answering a JSON 413 past `MAX_JSON_BODY` (the
+/// `Bytes` extractor's own refusal would not be JSON).
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(MAX_JSON_BODY).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(err)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("The request body could not be read: {err}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is over 16 KiB.",
+        )),
+    }
+}
+
 fn page<T, R>(rows: &[R], next: Option<i64>, map: impl Fn(&R) -> T) -> Page<T> {
     Page {
         data: rows.iter().map(map).collect(),
@@ -47,10 +69,19 @@ fn page<T, R>(rows: &[R], next: Option<i64>, map: impl Fn(&R) -> T) -> Page<T> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/me", tag = "caller", operation_id = "me",
+    summary = "The caller: user, workspace, role and token",
+    description = "Needs any valid token.",
+    responses((status = 200, description = "The caller", body = MeDto), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn me(ApiCaller(caller): ApiCaller) -> HttpResponse {
     HttpResponse::Ok().json(MeDto::from(&caller))
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "listTokens",
+    summary = "The caller's tokens in the calling token's workspace (metadata only, never a secret or digest)",
+    description = "Needs the Read-Only scope.", params(PageQuery),
+    responses((status = 200, description = "A page of tokens", body = Page<TokenDto>),
+        (status = 400, response = BadQuery), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn list_tokens(
     app: App,
     ApiCaller(caller): ApiCaller,
@@ -65,6 +96,12 @@ pub async fn list_tokens(
     )
 }
 
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "deleteToken",
+    summary = "Delete one of the caller's tokens (possibly the calling one)",
+    description = "Needs the Read-Write scope. Another member's token, or one of another workspace, is 404.",
+    params(("id" = i64, Path, description = "The token's id")),
+    responses((status = 204, description = "Deleted; it stops working at once on every instance"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn delete_token(
     app: App,
     req: HttpRequest,
@@ -77,6 +114,11 @@ pub async fn delete_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens/self/rotate", tag = "tokens", operation_id = "rotateToken",
+    summary = "Replace the calling token's secret",
+    description = "Needs the Read-Write scope. Same id, name, scope and expiry; the old secret stops working at once. Of concurrent rotations with one secret, exactly one succeeds.",
+    responses((status = 200, description = "The new secret, shown this once", body = IssuedTokenDto),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn rotate_token(
     app: App,
     req: HttpRequest,
@@ -92,6 +134,11 @@ pub async fn rotate_token(
     Ok(HttpResponse::Ok().json(body))
 }
 
+#[utoipa::path(get, path = "/api/v1/members", tag = "workspace", operation_id = "listMembers",
+    summary = "Members of the token's workspace and their roles",
+    description = "Needs the Admin scope.", params(PageQuery),
+    responses((status = 200, description = "A page of members", body = Page<MemberDto>),
+        (status = 400, response = BadQuery), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn members(
     app: App,
     ApiCaller(caller): ApiCaller,
@@ -106,6 +153,11 @@ pub async fn members(
     )
 }
 
+#[utoipa::path(get, path = "/api/v1/workspace/tokens", tag = "workspace", operation_id = "listWorkspaceTokens",
+    summary = "Every token of the workspace (metadata only)",
+    description = "Needs the Admin scope.", params(PageQuery),
+    responses((status = 200, description = "A page of tokens", body = Page<TokenDto>),
+        (status = 400, response = BadQuery), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn workspace_tokens(
     app: App,
     ApiCaller(caller): ApiCaller,
@@ -120,25 +172,38 @@ pub async fn workspace_tokens(
     )
 }
 
+#[utoipa::path(post, path = "/api/v1/workspace/tokens/revoke-all", tag = "workspace", operation_id = "revokeWorkspaceTokens",
+    summary = "Revoke every token of the workspace, or of one member",
+    description = "Needs the Admin scope. An empty body or `{}` revokes every token of the workspace, the calling one included; `{\"user_id\": 7}` only that member's.",
+    request_body(content = RevokeAllRequest, content_type = "application/json", description = "Optional: empty for the whole workspace."),
+    responses((status = 200, description = "How many tokens stopped working", body = RevokedDto),
+        (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 413, response = TooLarge)))]
 pub async fn revoke_workspace_tokens(
     app: App,
     req: HttpRequest,
     ApiCaller(caller): ApiCaller,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(body).await?;
     // An unreadable body must never widen "revoke one member" into "revoke
     // everyone": only an empty body (or `{}`) means the whole workspace.
+    // Only a JSON object is a request: serde would also build the struct
+    // from `[]`, and `null`, `1` or `"x"` mean nothing here.
     let member = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<RevokeAllRequest>(&body)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("The request body could not be read: {e}"),
-                )
-            })?
+        let invalid =
+            |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message);
+        let value = serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| invalid(format!("The request body could not be read: {e}")))?;
+        if !value.is_object() {
+            return Err(invalid(
+                "The request body must be a JSON object, like {} or {\"user_id\": 42}.".to_owned(),
+            ));
+        }
+        serde_json::from_value::<RevokeAllRequest>(value)
+            .map_err(|e| invalid(format!("The request body could not be read: {e}")))?
             .user_id
     };
     let member = member.map(UserId);
@@ -148,6 +213,11 @@ pub async fn revoke_workspace_tokens(
     Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit-log", tag = "workspace", operation_id = "auditLog",
+    summary = "Audit events of the workspace, newest first",
+    description = "Needs the Admin scope.", params(PageQuery),
+    responses((status = 200, description = "A page of events", body = Page<AuditEventDto>),
+        (status = 400, response = BadQuery), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn audit_log(
     app: App,
     ApiCaller(caller): ApiCaller,
@@ -160,6 +230,15 @@ pub async fn audit_log(
         data: result.items.into_iter().map(AuditEventDto::from).collect(),
         next_cursor,
     }))
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "document", operation_id = "openapi",
+    summary = "This document", security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
+pub async fn openapi_document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::api::openapi::json())
 }
 
 /// Any unknown path under `/api`.

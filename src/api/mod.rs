@@ -1,13 +1,16 @@
 //! The JSON API that tokens unlock. The route table below is the single
-//! source of truth: it registers the handlers and lists the routes that the
-//! OpenAPI document must describe (a test holds the two together).
+//! source of truth: it registers the handlers, answers 405 with `Allow` for
+//! a method a path does not have, and lists the routes that the OpenAPI
+//! document (generated from the handlers in `openapi`) must describe — a
+//! test holds the two together.
 
 pub mod auth;
 pub mod dto;
 pub mod errors;
 pub mod handlers;
+pub mod openapi;
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 
 pub use auth::ApiCaller;
 pub use errors::ApiError;
@@ -18,13 +21,34 @@ macro_rules! api_routes {
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
-            $(cfg.route($path, web::$method().to($handler));)*
+            // One resource per path, so that a method the path does not have
+            // is a 405 naming the ones it has, not a 404.
+            let mut resources: Vec<(&'static str, actix_web::Resource)> = Vec::new();
+            $(
+                let route = web::$method().to($handler);
+                match resources.iter().position(|(path, _)| *path == $path) {
+                    Some(at) => {
+                        let (path, resource) = resources.remove(at);
+                        resources.insert(at, (path, resource.route(route)));
+                    }
+                    None => resources.push(($path, web::resource($path).route(route))),
+                }
+            )*
+            for (path, resource) in resources {
+                let allow = allowed_methods(path);
+                cfg.service(resource.default_service(web::to(move || {
+                    let allow = allow.clone();
+                    async move {
+                        actix_web::ResponseError::error_response(&ApiError::method_not_allowed(allow))
+                    }
+                })));
+            }
         }
     };
 }
 
 api_routes! {
-    get "/api/openapi.json" => openapi,
+    get "/api/openapi.json" => handlers::openapi_document,
     get "/api/v1/me" => handlers::me,
     get "/api/v1/tokens" => handlers::list_tokens,
     delete "/api/v1/tokens/{id}" => handlers::delete_token,
@@ -35,13 +59,14 @@ api_routes! {
     get "/api/v1/audit-log" => handlers::audit_log,
 }
 
-/// The OpenAPI 3.1 description of this API.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI)
+/// The `Allow` header of a path: its methods, as the route table has them.
+fn allowed_methods(path: &str) -> String {
+    ROUTES
+        .iter()
+        .filter(|(_, p)| *p == path)
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// JSON answers for what the route table does not know, and for bodies and

@@ -1,5 +1,10 @@
 //! Email addresses, normalised to lower case so that uniqueness and sign-in
 //! compare them case-insensitively.
+//!
+//! Only ASCII addresses are accepted. Non-ASCII letters would make
+//! look-alike accounts possible (`аdmin@` with a Cyrillic `а` beside
+//! `admin@`) and lower-casing them is locale-dependent; an international
+//! domain is entered in its ASCII (`xn--`) form.
 
 use super::ValidationError;
 
@@ -13,6 +18,11 @@ impl Email {
             || ValidationError::new("Enter a valid email address, like name@example.com.");
         if value.is_empty() || value.len() > 254 {
             return Err(invalid());
+        }
+        if !value.is_ascii() {
+            return Err(ValidationError::new(
+                "Enter the email address in plain ASCII letters; for an international domain, use its xn-- form.",
+            ));
         }
         // Besides whitespace, refuse characters that would change the
         // meaning of a `mailto:` link or a header the address ends up in.
@@ -71,6 +81,9 @@ mod tests {
             "ada@@example.com",
             "ada@example..com",
             "ada@.example.com",
+            "аdmin@example.com",
+            "ada@exämple.com",
+            "ada\u{200B}@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }

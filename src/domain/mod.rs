@@ -13,7 +13,7 @@ pub use ids::{TokenId, UserId, WorkspaceId};
 pub use password::{NewPassword, Password};
 pub use role::{Role, Scope};
 pub use token::{PlainToken, TokenDigest, display_hint, sha256_hex};
-pub use token_name::TokenName;
+pub use token_name::{TokenName, is_spoofing};
 
 /// Why a value was refused. The message is shown to the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -81,7 +81,7 @@ impl std::fmt::Debug for PlainToken {
 
 impl TokenDigest {
     fn of(secret: &str) -> Self {
-        Self(hex(&Sha256::digest(secret.as_bytes())))
+        Self(hex::encode(Sha256::digest(secret.as_bytes())))
     }
 
     /// A digest read back from the database.
@@ -112,16 +112,6 @@ fn checksum(head: &str) -> String {
         n /= 62;
     }
     out.iter().map(|&b| b as char).collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

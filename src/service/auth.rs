@@ -1,9 +1,13 @@
 //! Accounts: first-run setup, sign-in, the signed-in user, password changes
 //! and the CLI's `users create`.
 
-use crate::domain::{Email, NewPassword, Password, Role, UserId, ValidationError, WorkspaceId};
+use crate::domain::{
+    Email, NewPassword, Password, Role, UserId, ValidationError, WorkspaceId, is_spoofing,
+};
 use crate::service::audit::{self, AuditActor, Event};
-use crate::service::{Membership, RequestMeta, ServiceError, SignedInUser, Tollgate, passwords};
+use crate::service::{
+    Membership, RequestMeta, ServiceError, SignedInUser, Tollgate, passwords, throttle,
+};
 use crate::storage::{self, Tx};
 
 pub const DEFAULT_WORKSPACE: &str = "Default";
@@ -30,11 +34,11 @@ pub struct NewUser<'a> {
 /// email's local part.
 pub(crate) fn parse_display_name(raw: &str, email: &Email) -> Result<String, ServiceError> {
     let name = raw.trim();
-    if name.chars().any(char::is_control) || name.chars().count() > 100 {
+    if name.chars().any(is_spoofing) || name.chars().count() > 100 {
         return Err(ServiceError::invalid(
             "name",
             ValidationError::new(
-                "The name must be at most 100 characters, without control characters.",
+                "The name must be at most 100 characters, without control characters or invisible (zero-width, text-direction) characters.",
             ),
         ));
     }
@@ -52,10 +56,12 @@ pub(crate) fn parse_display_name(raw: &str, email: &Email) -> Result<String, Ser
 
 fn parse_org_name(raw: &str) -> Result<String, ServiceError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(is_spoofing) {
         return Err(ServiceError::invalid(
             "organization",
-            ValidationError::new("Enter an organization name of 1 to 100 characters."),
+            ValidationError::new(
+                "Enter an organization name of 1 to 100 characters, without control characters or invisible (zero-width, text-direction) characters.",
+            ),
         ));
     }
     Ok(name.to_owned())
@@ -113,6 +119,9 @@ impl Tollgate {
 
     /// Checks an email and password. Unknown emails, wrong passwords and
     /// disabled accounts get the same answer after the same amount of work.
+    /// The attempt is counted before the password is checked, so parallel
+    /// guesses can not outrun the throttle; every failure is counted into
+    /// one audit event per address, account and window.
     pub async fn sign_in(
         &self,
         email: &str,
@@ -126,27 +135,30 @@ impl Tollgate {
         };
         let password =
             Password::parse(password).map_err(|e| ServiceError::invalid("password", e))?;
-        if let Some(retry_after) = self
-            .sign_in_throttle
-            .retry_after(&meta.ip, email.trim(), now)
-        {
-            let minutes = (retry_after + 59) / 60;
-            return Err(ServiceError::TooManyAttempts {
-                retry_after,
-                message: format!("Too many failed sign-ins. Try again in {minutes} minute(s)."),
-            });
-        }
+        let key = throttle::Key::new(throttle::Kind::SignIn, &meta.ip, email);
         let user = match Email::parse(email) {
             Ok(email) => storage::users::find_by_email(self.db.pool(), email.as_str()).await?,
             Err(_) => None,
         };
+        if let Err(retry_after) = self.throttle.attempt(key, now) {
+            crate::metrics::throttled("sign_in");
+            self.record_failed_sign_in(user.as_ref(), meta, now).await?;
+            return Err(too_many(
+                retry_after,
+                "Too many failed sign-ins. Try again in {} minute(s).",
+            ));
+        }
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matches = passwords::verify(stored, &password).await?;
-        let Some(user) = user.filter(|u| matches && u.disabled_at.is_none()) else {
-            self.sign_in_throttle.failed(&meta.ip, email.trim(), now);
-            return Err(failed());
+        let user = match user {
+            Some(user) if matches && user.disabled_at.is_none() => user,
+            other => {
+                self.record_failed_sign_in(other.as_ref(), meta, now)
+                    .await?;
+                return Err(failed());
+            }
         };
-        self.sign_in_throttle.succeeded(&meta.ip, email.trim());
+        self.throttle.clear(key);
         let mut tx = self.db.begin().await?;
         let actor = AuditActor::account(user.id, &user.email);
         let event = Event {
@@ -159,6 +171,42 @@ impl Tollgate {
         audit::record(&mut tx, &actor, meta, event, now).await?;
         tx.commit().await?;
         Ok(UserId(user.id))
+    }
+
+    /// Counts a failed sign-in into the audit event of its address, account
+    /// (all unknown emails share one) and throttle window. What was typed
+    /// as an unknown email is not stored.
+    async fn record_failed_sign_in(
+        &self,
+        user: Option<&storage::users::UserRow>,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        let (id, label) = match user {
+            Some(u) => (Some(u.id), u.email.as_str()),
+            None => (None, "(unknown email)"),
+        };
+        let window = now.div_euclid(throttle::WINDOW_SECONDS);
+        let key = crate::domain::sha256_hex(&format!(
+            "user.sign_in_failed|{}|{}|{window}",
+            meta.ip,
+            id.map_or_else(|| "unknown".to_owned(), |id| id.to_string())
+        ));
+        let event = storage::audit::NewAuditEvent {
+            workspace_id: None,
+            actor_user_id: None,
+            actor_token_id: None,
+            actor_label: "anonymous",
+            action: "user.sign_in_failed",
+            target_id: id,
+            target_label: label,
+            detail: "",
+            ip: &meta.ip,
+            user_agent: &meta.user_agent.chars().take(300).collect::<String>(),
+            created_at: now,
+        };
+        storage::audit::count_failed_sign_in(self.db.pool(), &key, &event).await?;
+        Ok(())
     }
 
     /// The signed-in user as they are now; `None` when the account is gone or
@@ -207,6 +255,18 @@ impl Tollgate {
                 ValidationError::new("The two new passwords do not match."),
             ));
         }
+        let key = throttle::Key::new(
+            throttle::Kind::CurrentPassword,
+            &meta.ip,
+            &user.id.0.to_string(),
+        );
+        if let Err(retry_after) = self.throttle.attempt(key, now) {
+            crate::metrics::throttled("current_password");
+            return Err(too_many(
+                retry_after,
+                "Too many wrong current passwords. Try again in {} minute(s).",
+            ));
+        }
         let stored = storage::users::find_by_id(self.db.pool(), user.id.0)
             .await?
             .map(|u| u.password_hash);
@@ -216,6 +276,7 @@ impl Tollgate {
                 ValidationError::new("The current password is not correct."),
             ));
         }
+        self.throttle.clear(key);
         let hash = passwords::hash(&new).await?;
         let mut tx = self.db.begin().await?;
         storage::users::update_password(&mut *tx, user.id.0, &hash).await?;
@@ -246,11 +307,13 @@ impl Tollgate {
         let workspace_name = input.workspace.map(str::trim).unwrap_or(DEFAULT_WORKSPACE);
         if workspace_name.is_empty()
             || workspace_name.chars().count() > 100
-            || workspace_name.chars().any(char::is_control)
+            || workspace_name.chars().any(is_spoofing)
         {
             return Err(ServiceError::invalid(
                 "workspace",
-                ValidationError::new("The workspace name must be 1 to 100 characters."),
+                ValidationError::new(
+                    "The workspace name must be 1 to 100 characters, without control characters or invisible (zero-width, text-direction) characters.",
+                ),
             ));
         }
         if storage::users::find_by_email(self.db.pool(), email.as_str())
@@ -293,6 +356,15 @@ impl Tollgate {
         .await?;
         tx.commit().await?;
         Ok(UserId(user_id))
+    }
+}
+
+/// "Too many attempts", with the wait in minutes put into `template`'s `{}`.
+pub(crate) fn too_many(retry_after: i64, template: &str) -> ServiceError {
+    let minutes = (retry_after + 59) / 60;
+    ServiceError::TooManyAttempts {
+        retry_after,
+        message: template.replacen("{}", &minutes.to_string(), 1),
     }
 }
 

@@ -6,9 +6,10 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::domain::{Email, NewPassword, Role, UserId, WorkspaceId, sha256_hex};
 use crate::service::audit::{self, AuditActor, Event};
-use crate::service::auth::parse_display_name;
+use crate::service::auth::{parse_display_name, too_many};
 use crate::service::{
-    Page, Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, tokens::require,
+    Page, Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, throttle,
+    tokens::require,
 };
 use crate::storage::invitations::{InvitationRow, NewInvitation};
 use crate::storage::organizations::MemberRow;
@@ -30,6 +31,15 @@ pub struct AcceptInput<'a> {
     pub password: &'a str,
     /// Who is signed in on the accepting browser, if anyone.
     pub signed_in: Option<UserId>,
+}
+
+fn already_a_member(email: &Email) -> ServiceError {
+    ServiceError::Conflict {
+        field: "email",
+        message: format!(
+            "{email} is already a member of this workspace: this invitation is not needed. Open your profile to see your workspaces."
+        ),
+    }
 }
 
 impl Tollgate {
@@ -126,14 +136,66 @@ impl Tollgate {
         })
     }
 
+    /// The open invitation of a code. Each unknown code counts against the
+    /// address (codes are long and random, but guessing must stay hopeless).
     pub async fn open_invitation(
         &self,
         code: &str,
+        ip: &str,
         now: i64,
     ) -> Result<InvitationRow, ServiceError> {
-        storage::invitations::find_open_by_code(self.db.pool(), &sha256_hex(code), now)
+        let key = throttle::Key::new(throttle::Kind::InvitationCode, ip, "");
+        if let Err(retry_after) = self.throttle.attempt(key, now) {
+            return Err(too_many(
+                retry_after,
+                "Too many unknown invitation links from your address. Try again in {} minute(s).",
+            ));
+        }
+        let invitation =
+            storage::invitations::find_open_by_code(self.db.pool(), &sha256_hex(code), now)
+                .await?
+                .ok_or(ServiceError::NotFound)?;
+        self.throttle.refund(key);
+        Ok(invitation)
+    }
+
+    /// A pending invitation of the workspace, for the cancel confirmation.
+    pub async fn pending_invitation(
+        &self,
+        workspace: WorkspaceId,
+        id: i64,
+        now: i64,
+    ) -> Result<InvitationRow, ServiceError> {
+        storage::invitations::find_pending(self.db.pool(), workspace.0, id, now)
             .await?
             .ok_or(ServiceError::NotFound)
+    }
+
+    /// Cancels a pending invitation: its link stops working at once.
+    pub async fn cancel_invitation(
+        &self,
+        workspace: WorkspaceId,
+        id: i64,
+        actor: &AuditActor,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<InvitationRow, ServiceError> {
+        let invitation = self.pending_invitation(workspace, id, now).await?;
+        let mut tx = self.db.begin().await?;
+        if !storage::invitations::delete_pending(&mut *tx, workspace.0, id).await? {
+            return Err(ServiceError::NotFound);
+        }
+        let role = storage::organizations::role_of(&invitation.role);
+        let event = Event {
+            workspace_id: Some(workspace),
+            action: "member.invitation_cancelled",
+            target_id: Some(id),
+            target_label: &invitation.email,
+            detail: role.label(),
+        };
+        audit::record(&mut tx, actor, meta, event, now).await?;
+        tx.commit().await?;
+        Ok(invitation)
     }
 
     /// Accepts an invitation: creates the account (or adds an existing one to
@@ -145,7 +207,7 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<UserId, ServiceError> {
-        let invitation = self.open_invitation(code, now).await?;
+        let invitation = self.open_invitation(code, &meta.ip, now).await?;
         let email =
             Email::parse(&invitation.email).map_err(|e| ServiceError::invalid("email", e))?;
         let existing = storage::users::find_by_email(self.db.pool(), email.as_str()).await?;
@@ -171,6 +233,13 @@ impl Tollgate {
             }
         };
         let name = parse_display_name(input.name, &email)?;
+        if let Some(user) = &existing
+            && storage::organizations::find_member(self.db.pool(), invitation.workspace_id, user.id)
+                .await?
+                .is_some()
+        {
+            return Err(already_a_member(&email));
+        }
 
         let mut tx = self.db.begin().await?;
         if !storage::invitations::accept(&mut *tx, invitation.id, now).await? {
@@ -191,7 +260,15 @@ impl Tollgate {
             role,
             now,
         )
-        .await?;
+        .await
+        .map_err(|err| {
+            // Joined meanwhile by another invitation.
+            if storage::is_unique_violation(&err) {
+                already_a_member(&email)
+            } else {
+                err.into()
+            }
+        })?;
         let actor = AuditActor::account(user_id, email.as_str());
         let event = Event {
             workspace_id: Some(WorkspaceId(invitation.workspace_id)),

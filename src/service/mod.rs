@@ -24,7 +24,8 @@ pub struct Tollgate {
     pub tokens: Arc<TokenCache>,
     /// Shown in the help line of the tokens tab when set.
     pub support_contact: Option<String>,
-    pub sign_in_throttle: throttle::SignInThrottle,
+    /// Counts guesses of passwords and codes (see `throttle`).
+    pub throttle: throttle::Throttle,
 }
 
 impl Tollgate {
@@ -33,7 +34,7 @@ impl Tollgate {
         Self {
             db,
             tokens,
-            sign_in_throttle: Default::default(),
+            throttle: Default::default(),
             support_contact,
         }
     }

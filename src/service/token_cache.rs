@@ -98,7 +98,35 @@ struct Entry {
     last_used: AtomicI64,
 }
 
+/// Counters since start, for metrics (read at scrape time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Verifications answered from the cache.
+    pub hits: u64,
+    /// Verifications that queried the database while the cache was usable.
+    pub misses: u64,
+    /// Times the cache was emptied.
+    pub invalidations: u64,
+    /// Verifications that bypassed the cache because it was not trusted.
+    pub fail_closed: u64,
+    /// Acknowledgements from other instances for this instance's changes.
+    pub acks: u64,
+    /// Changes answered with some acknowledgement missing.
+    pub ack_timeouts: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+    fail_closed: AtomicU64,
+    acks: AtomicU64,
+    ack_timeouts: AtomicU64,
+}
+
 pub struct TokenCache {
+    counters: Counters,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     generation: AtomicU64,
     /// False until the PostgreSQL listener is connected (always true on SQLite).
@@ -254,6 +282,7 @@ impl TokenCache {
     /// other processes on the same file are noticed.
     pub fn new(sqlite_file: Option<&Path>) -> Self {
         Self {
+            counters: Counters::default(),
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
@@ -263,6 +292,18 @@ impl TokenCache {
             heard_self_at: AtomicU64::new(0),
             needs_heartbeat: AtomicBool::new(false),
             started: Instant::now(),
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Relaxed),
+            fail_closed: c.fail_closed.load(Ordering::Relaxed),
+            acks: c.acks.load(Ordering::Relaxed),
+            ack_timeouts: c.ack_timeouts.load(Ordering::Relaxed),
         }
     }
 
@@ -316,14 +357,25 @@ impl TokenCache {
 
     fn cached(&self, digest: &str) -> Option<Arc<Entry>> {
         if !self.trusted() {
+            self.counters.fail_closed.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        if let Some(probe) = &self.file_probe
+        let found = if let Some(probe) = &self.file_probe
             && probe.check(|| self.clear())
         {
-            return None;
-        }
-        self.entries.read().ok()?.get(digest).cloned()
+            None
+        } else {
+            self.entries
+                .read()
+                .ok()
+                .and_then(|e| e.get(digest).cloned())
+        };
+        let counter = match found {
+            Some(_) => &self.counters.hits,
+            None => &self.counters.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     fn remember(&self, digest: &str, entry: &Arc<Entry>, generation: u64) {
@@ -355,6 +407,7 @@ impl TokenCache {
         if let Ok(mut entries) = self.entries.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             entries.clear();
+            self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -407,6 +460,7 @@ impl TokenCache {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || tokio::time::timeout(left, signal).await.is_err() {
+                self.counters.ack_timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     ?missing,
                     "instances did not acknowledge a token change in time"
@@ -495,6 +549,7 @@ impl TokenCache {
                     if let (Ok(seq), Ok(mut acks)) = (seq.parse::<u64>(), self.peers.acks.lock()) {
                         acks.entry(seq).or_default().insert(from.to_owned());
                     }
+                    self.counters.acks.fetch_add(1, Ordering::Relaxed);
                     self.peers.acked.notify_waiters();
                 }
             }

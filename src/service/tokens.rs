@@ -275,18 +275,36 @@ impl Tollgate {
     ) -> Result<usize, ServiceError> {
         let mut tx = self.db.begin().await?;
         lock_user_tokens(&mut tx, user.id).await?;
-        let revoked = storage::tokens::delete_all_for_user(&mut *tx, user.id.0).await?;
-        let detail = format!("{} token(s)", revoked.len());
-        let event = Event {
-            workspace_id: None,
-            action: "token.revoked_all",
-            target_id: Some(user.id.0),
-            target_label: &user.email,
-            detail: &detail,
-        };
-        audit::record(&mut tx, &AuditActor::user(user), meta, event, now).await?;
+        // One event per workspace, with that workspace's count: each
+        // workspace's Admins see only what happened in theirs.
+        let mut total = 0;
+        let mut counts = Vec::new();
+        for membership in storage::organizations::memberships_of_user(&mut *tx, user.id.0).await? {
+            let revoked = storage::tokens::delete_member_tokens_in_workspace(
+                &mut *tx,
+                membership.workspace_id,
+                user.id.0,
+            )
+            .await?;
+            counts.push((Some(WorkspaceId(membership.workspace_id)), revoked.len()));
+        }
+        // Tokens of workspaces the user has left, should any remain.
+        let rest = storage::tokens::delete_all_for_user(&mut *tx, user.id.0).await?;
+        counts.push((None, rest.len()));
+        for (workspace_id, count) in counts.into_iter().filter(|(_, n)| *n > 0) {
+            total += count;
+            let detail = format!("{count} token(s)");
+            let event = Event {
+                workspace_id,
+                action: "token.revoked_all",
+                target_id: Some(user.id.0),
+                target_label: &user.email,
+                detail: &detail,
+            };
+            audit::record(&mut tx, &AuditActor::user(user), meta, event, now).await?;
+        }
         self.commit_token_change(tx).await?;
-        Ok(revoked.len())
+        Ok(total)
     }
 
     /// `POST /api/v1/tokens/self/rotate`: the calling token gets a new secret

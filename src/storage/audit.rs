@@ -57,8 +57,10 @@ pub async fn insert<'e>(
     .map(|_| ())
 }
 
-/// Events of a workspace, and account events (sign-ins, password changes)
-/// of its members, newest first, with ids below `before`.
+/// Events of a workspace, and account events (sign-ins, failed sign-ins,
+/// password changes) of its members, newest first, with ids below `before`.
+/// An account event names the member as actor, or as target when nobody
+/// signed in (a failed sign-in).
 pub async fn page<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
@@ -68,7 +70,7 @@ pub async fn page<'e>(
     sqlx::query_as(
         "SELECT id, workspace_id, actor_user_id, actor_token_id, actor_label, action, target_id, \
          target_label, detail, ip, user_agent, created_at FROM audit_events \
-         WHERE (workspace_id = $1 OR (workspace_id IS NULL AND actor_user_id IN \
+         WHERE (workspace_id = $1 OR (workspace_id IS NULL AND COALESCE(actor_user_id, target_id) IN \
          (SELECT user_id FROM memberships WHERE workspace_id = $1))) \
          AND id < $2 ORDER BY id DESC LIMIT $3",
     )
@@ -77,4 +79,46 @@ pub async fn page<'e>(
     .bind(limit)
     .fetch_all(ex)
     .await
+}
+
+/// A failed sign-in, counted into the row of its aggregate key: the first
+/// one inserts the event, the next ones only raise its count.
+pub async fn count_failed_sign_in<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    aggregate_key: &str,
+    e: &NewAuditEvent<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_events (workspace_id, actor_user_id, actor_token_id, actor_label, action, \
+         target_id, target_label, detail, ip, user_agent, created_at, aggregate_key, occurrences) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, '1 failed sign-in', $8, $9, $10, $11, 1) \
+         ON CONFLICT (aggregate_key) DO UPDATE SET occurrences = audit_events.occurrences + 1, \
+         detail = CAST(audit_events.occurrences + 1 AS TEXT) || ' failed sign-ins'",
+    )
+    .bind(e.workspace_id)
+    .bind(e.actor_user_id)
+    .bind(e.actor_token_id)
+    .bind(e.actor_label)
+    .bind(e.action)
+    .bind(e.target_id)
+    .bind(e.target_label)
+    .bind(e.ip)
+    .bind(e.user_agent)
+    .bind(e.created_at)
+    .bind(aggregate_key)
+    .execute(ex)
+    .await
+    .map(|_| ())
+}
+
+/// Deletes events older than `cutoff`; returns how many.
+pub async fn delete_older_than<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    cutoff: i64,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM audit_events WHERE created_at < $1")
+        .bind(cutoff)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
 }

@@ -1,5 +1,10 @@
 //! Invitations to a workspace. The invitation link's code is stored as a
 //! SHA-256 digest only.
+//!
+//! An invitation is open while it is unaccepted, unexpired, and its inviter
+//! is still an enabled Admin of the workspace: removing, demoting or
+//! disabling an Admin (through the dashboard or straight in the database)
+//! voids what they sent.
 
 use sqlx::{Any, Executor, FromRow};
 
@@ -14,6 +19,9 @@ pub struct InvitationRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub accepted_at: Option<i64>,
+    pub invited_by: Option<i64>,
+    /// The inviter's email (empty when the account is gone).
+    pub inviter_email: String,
 }
 
 pub struct NewInvitation<'a> {
@@ -28,7 +36,23 @@ pub struct NewInvitation<'a> {
 
 macro_rules! columns {
     () => {
-        "id, workspace_id, email, role, created_at, expires_at, accepted_at"
+        "i.id, i.workspace_id, i.email, i.role, i.created_at, i.expires_at, i.accepted_at, \
+         i.invited_by, COALESCE(u.email, '') AS inviter_email \
+         FROM invitations i LEFT JOIN users u ON u.id = i.invited_by"
+    };
+}
+
+/// The condition that makes an invitation `i` open at `$now` (a parameter
+/// named by the caller).
+macro_rules! open_at {
+    ($now:literal) => {
+        concat!(
+            "i.accepted_at IS NULL AND i.expires_at > ",
+            $now,
+            " AND EXISTS (SELECT 1 FROM memberships m JOIN users a ON a.id = m.user_id \
+             WHERE m.workspace_id = i.workspace_id AND m.user_id = i.invited_by \
+             AND m.role = 'admin' AND a.disabled_at IS NULL)"
+        )
     };
 }
 
@@ -59,7 +83,8 @@ pub async fn find_open_by_code<'e>(
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM invitations WHERE code_digest = $1 AND accepted_at IS NULL AND expires_at > $2"
+        " WHERE i.code_digest = $1 AND ",
+        open_at!("$2")
     ))
     .bind(code_digest)
     .bind(now)
@@ -67,18 +92,23 @@ pub async fn find_open_by_code<'e>(
     .await
 }
 
-/// Marks an open invitation accepted; false when someone else was first.
+/// Marks an invitation accepted if it is still open (checked again here,
+/// inside the accepting transaction); false when it is not.
 pub async fn accept<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query("UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected() == 1)
+    sqlx::query(concat!(
+        "UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND EXISTS (SELECT 1 FROM invitations i WHERE i.id = $2 AND ",
+        open_at!("$1"),
+        ")"
+    ))
+    .bind(now)
+    .bind(id)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected() == 1)
 }
 
 pub async fn pending_for_workspace<'e>(
@@ -89,10 +119,48 @@ pub async fn pending_for_workspace<'e>(
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM invitations WHERE workspace_id = $1 AND accepted_at IS NULL AND expires_at > $2 ORDER BY id DESC"
+        " WHERE i.workspace_id = $1 AND ",
+        open_at!("$2"),
+        " ORDER BY i.id DESC"
     ))
     .bind(workspace_id)
     .bind(now)
     .fetch_all(ex)
     .await
+}
+
+/// One pending invitation of a workspace.
+pub async fn find_pending<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    id: i64,
+    now: i64,
+) -> Result<Option<InvitationRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " WHERE i.workspace_id = $1 AND i.id = $2 AND ",
+        open_at!("$3")
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .bind(now)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Deletes an unaccepted invitation of a workspace; false when there was none.
+pub async fn delete_pending<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM invitations WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected() == 1)
 }

@@ -14,7 +14,7 @@ use crate::service::members::Invitation;
 use crate::service::{Membership, ServiceError, SignedInUser, Tollgate};
 use crate::startup::now;
 use crate::web::errors::PageError;
-use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};
+use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser, request_origin};
 use crate::web::pages::EmptyForm;
 use crate::web::tokens::{ConfirmPage, TokenView, revoke_all_message};
 use crate::web::{Layout, flash, format_time, ok, render, see_other, urls};
@@ -60,6 +60,10 @@ pub struct InvitationView {
     pub email: String,
     pub role: &'static str,
     pub expires: String,
+    /// Who sent it.
+    pub inviter: String,
+    /// The no-script confirmation page, and the form's action.
+    pub cancel_url: String,
 }
 
 #[derive(Template)]
@@ -115,6 +119,12 @@ async fn members_page(
                 email: i.email.clone(),
                 role: crate::storage::organizations::role_of(&i.role).label(),
                 expires: format_time(i.expires_at),
+                inviter: i.inviter_email.clone(),
+                cancel_url: format!(
+                    "{}?workspace={}",
+                    urls::invitation_cancel(i.id),
+                    ws.workspace_id
+                ),
             })
             .collect(),
         roles: Role::ALL
@@ -178,10 +188,7 @@ pub async fn invite(
         .await
     {
         Ok(Invitation { code, email, role }) => {
-            let origin = config.public_origin().unwrap_or_else(|| {
-                let info = req.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
-            });
+            let origin = request_origin(&req, &config);
             let link = format!("{origin}/invitations/{code}");
             flash(
                 &session,
@@ -285,6 +292,56 @@ fn finish_member_change(
         Err(err) => return Err(err.into()),
     }
     Ok(see_other(&with_workspace(urls::MEMBERS, ws)))
+}
+
+/// `GET /members/invitations/{id}/cancel`: the confirmation without script.
+pub async fn invitation_cancel_confirm(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    id: web::Path<i64>,
+    query: web::Query<WorkspaceQuery>,
+) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, query.workspace)?;
+    let invitation = app.pending_invitation(ws.workspace_id, *id, now()).await?;
+    ok(&ConfirmPage {
+        layout: Layout::new(&session, Some(&user), "Cancel invitation", "members")?,
+        heading: format!("Cancel the invitation for {}?", invitation.email),
+        message: "The invitation link stops working at once. You can invite them again later."
+            .to_owned(),
+        action: format!(
+            "{}?workspace={}",
+            urls::invitation_cancel(invitation.id),
+            ws.workspace_id
+        ),
+        confirm: "Yes, cancel invitation",
+        cancel: urls::MEMBERS,
+    })
+}
+
+/// `POST /members/invitations/{id}/cancel`.
+pub async fn invitation_cancel(
+    app: App,
+    session: Session,
+    CurrentUser(user): CurrentUser,
+    ClientMeta(meta): ClientMeta,
+    id: web::Path<i64>,
+    query: web::Query<WorkspaceQuery>,
+    CsrfForm(_): CsrfForm<EmptyForm>,
+) -> Result<HttpResponse, PageError> {
+    let ws = administered(&user, query.workspace)?;
+    let invitation = app
+        .cancel_invitation(ws.workspace_id, *id, &AuditActor::user(&user), &meta, now())
+        .await?;
+    flash(
+        &session,
+        "success",
+        format!(
+            "Invitation for {} cancelled. Its link no longer works.",
+            invitation.email
+        ),
+    )?;
+    Ok(see_other(&with_workspace(urls::MEMBERS, &ws)))
 }
 
 // ---- Workspace tokens --------------------------------------------------------

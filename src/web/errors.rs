@@ -22,6 +22,9 @@ pub enum PageError {
     BadRequest(String),
     #[error("busy")]
     Busy,
+    /// Too many attempts: try again after this many seconds.
+    #[error("{1}")]
+    TooManyAttempts(i64, String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -34,9 +37,13 @@ impl From<ServiceError> for PageError {
         match err {
             ServiceError::NotFound => Self::NotFound,
             ServiceError::Forbidden { message, .. } => Self::Forbidden(message),
-            ServiceError::Invalid { message, .. }
-            | ServiceError::Conflict { message, .. }
-            | ServiceError::TooManyAttempts { message, .. } => Self::BadRequest(message),
+            ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. } => {
+                Self::BadRequest(message)
+            }
+            ServiceError::TooManyAttempts {
+                retry_after,
+                message,
+            } => Self::TooManyAttempts(retry_after, message),
             ServiceError::Unexpected(err) => Self::Internal(err),
         }
     }
@@ -69,6 +76,7 @@ impl ResponseError for PageError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyAttempts(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +98,7 @@ impl ResponseError for PageError {
                 "There is nothing here, or it is not yours to see.",
             ),
             Self::BadRequest(message) => ("Something is not right", message.as_str()),
+            Self::TooManyAttempts(_, message) => ("Too many attempts", message.as_str()),
             Self::Busy => (
                 "Busy",
                 "The server is busy right now. Try again in a few seconds.",
@@ -106,11 +115,14 @@ impl ResponseError for PageError {
         let body = ErrorPage { title, message }
             .render()
             .unwrap_or_else(|_| message.to_owned());
-        HttpResponse::build(self.status_code())
-            .insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ))
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ));
+        if let Self::TooManyAttempts(retry_after, _) = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        response.body(body)
     }
 }

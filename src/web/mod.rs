@@ -5,6 +5,7 @@ pub mod admin;
 pub mod errors;
 pub mod extractors;
 pub mod pages;
+pub mod reveal;
 pub mod security;
 pub mod session;
 pub mod static_files;
@@ -40,6 +41,10 @@ pub mod urls {
     pub fn token_delete(id: i64) -> String {
         format!("/profile/tokens/{id}/delete")
     }
+
+    pub fn invitation_cancel(id: i64) -> String {
+        format!("/members/invitations/{id}/cancel")
+    }
 }
 
 /// The page routes (the API has its own table in `api`).
@@ -69,6 +74,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(MEMBERS, web::get().to(admin::members))
         .route(MEMBERS_INVITE, web::post().to(admin::invite))
+        .route(
+            "/members/invitations/{id}/cancel",
+            web::get().to(admin::invitation_cancel_confirm),
+        )
+        .route(
+            "/members/invitations/{id}/cancel",
+            web::post().to(admin::invitation_cancel),
+        )
         .route(
             "/members/{user_id}/{action}",
             web::post().to(admin::member_action),
@@ -138,7 +151,12 @@ impl Layout {
         title: &str,
         nav: &'static str,
     ) -> Result<Self, PageError> {
-        let flash = session.remove_as::<Flash>(FLASH).and_then(Result::ok);
+        // Removing only what is there: a removal marks the session changed,
+        // and a changed session is written back.
+        let flash = match session.get::<Flash>(FLASH) {
+            Ok(Some(_)) => session.remove_as::<Flash>(FLASH).and_then(Result::ok),
+            _ => None,
+        };
         Ok(Self {
             title: title.to_owned(),
             user: user.map(|u| NavUser {

@@ -8,10 +8,11 @@ use serde::Deserialize;
 
 use crate::service::auth::SetupInput;
 use crate::service::members::AcceptInput;
+use crate::service::throttle;
 use crate::service::{ServiceError, Tollgate};
 use crate::startup::{SetupCode, now};
 use crate::web::errors::PageError;
-use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser, SIGNED_IN_AT};
+use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser, SEEN_AT, SIGNED_IN_AT};
 use crate::web::session::USER_ID;
 use crate::web::{Layout, flash, ok, render, see_other, urls};
 
@@ -26,13 +27,18 @@ pub async fn home(session: Session) -> HttpResponse {
     })
 }
 
-/// Starts a signed-in session: a new session id (so an id planted before
-/// sign-in is worthless), the user, and the sign-in time for the absolute
-/// expiry.
+/// Starts a signed-in session: empty (nothing of whoever used this browser
+/// before survives: no flash, no token waiting to be shown), under a new
+/// session id (so an id planted before sign-in is worthless), with the user
+/// and the sign-in time for the absolute expiry. The CSRF token changes
+/// with the sign-in time.
 fn start_session(session: &Session, user_id: i64) -> Result<(), PageError> {
+    session.clear();
     session.renew();
+    let now = now();
     session.insert(USER_ID, user_id)?;
-    session.insert(SIGNED_IN_AT, now())?;
+    session.insert(SIGNED_IN_AT, now)?;
+    session.insert(SEEN_AT, now)?;
     Ok(())
 }
 
@@ -160,10 +166,38 @@ fn code_matches(expected: &SetupCode, given: Option<&str>) -> bool {
     }
 }
 
+/// Checks a setup code, counting the attempt against the address first
+/// (the code is long and random, but guessing it must stay hopeless).
+fn check_setup_code(
+    app: &Tollgate,
+    expected: &SetupCode,
+    given: &str,
+    ip: &str,
+) -> Result<bool, PageError> {
+    let key = throttle::Key::new(throttle::Kind::SetupCode, ip, "");
+    app.throttle.attempt(key, now()).map_err(too_many_codes)?;
+    let valid = code_matches(expected, Some(given));
+    if valid {
+        app.throttle.refund(key);
+    }
+    Ok(valid)
+}
+
+fn too_many_codes(retry_after: i64) -> PageError {
+    PageError::TooManyAttempts(
+        retry_after,
+        format!(
+            "Too many wrong codes from your address. Try again in {} minute(s).",
+            (retry_after + 59) / 60
+        ),
+    )
+}
+
 pub async fn setup_form(
     app: App,
     code: web::Data<SetupCode>,
     session: Session,
+    ClientMeta(meta): ClientMeta,
     query: web::Query<CodeQuery>,
 ) -> Result<HttpResponse, PageError> {
     if !app.needs_setup().await? {
@@ -172,7 +206,10 @@ pub async fn setup_form(
         ));
     }
     let given = query.code.as_deref();
-    let valid = code_matches(&code, given);
+    let valid = match given {
+        Some(given) => check_setup_code(&app, &code, given, &meta.ip)?,
+        None => false,
+    };
     let page = SetupPage {
         layout: Layout::new(&session, None, "Set up Tollgate", "")?,
         code: if valid {
@@ -226,7 +263,7 @@ pub async fn setup_submit(
             "Tollgate is already set up. Sign in instead.".to_owned(),
         ));
     }
-    if !code_matches(&code, Some(&form.code)) {
+    if !check_setup_code(&app, &code, &form.code, &meta.ip)? {
         return Err(PageError::Forbidden(
             "This setup link is not valid. Use the link the server printed when it started."
                 .to_owned(),
@@ -281,20 +318,30 @@ struct InvitationPage {
 pub async fn invitation_form(
     app: App,
     session: Session,
+    ClientMeta(meta): ClientMeta,
     code: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    ok(&invitation_page(&app, &session, code.into_inner(), String::new(), None).await?)
+    ok(&invitation_page(
+        &app,
+        &session,
+        &meta.ip,
+        code.into_inner(),
+        String::new(),
+        None,
+    )
+    .await?)
 }
 
 /// The invitation form, for an invitation that is still open.
 async fn invitation_page(
     app: &Tollgate,
     session: &Session,
+    ip: &str,
     code: String,
     name: String,
     error: Option<String>,
 ) -> Result<InvitationPage, PageError> {
-    let invitation = app.open_invitation(&code, now()).await?;
+    let invitation = app.open_invitation(&code, ip, now()).await?;
     Ok(InvitationPage {
         layout: Layout::new(session, None, "Join the workspace", "")?,
         code,
@@ -345,10 +392,21 @@ pub async fn invitation_accept(
             )?;
             Ok(see_other(urls::PROFILE))
         }
-        Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
-            let page = invitation_page(&app, &session, code.into_inner(), form.name, Some(message))
-                .await?;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        Err(err @ (ServiceError::Invalid { .. } | ServiceError::Conflict { .. })) => {
+            let status = match err {
+                ServiceError::Conflict { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let page = invitation_page(
+                &app,
+                &session,
+                &meta.ip,
+                code.into_inner(),
+                form.name,
+                Some(err.to_string()),
+            )
+            .await?;
+            render(status, &page)
         }
         Err(err) => Err(err.into()),
     }
@@ -448,6 +506,18 @@ pub async fn change_password(
             StatusCode::UNPROCESSABLE_ENTITY,
             &profile_page(&session, &user, Some((field, message)))?,
         ),
+        Err(ServiceError::TooManyAttempts {
+            retry_after,
+            message,
+        }) => {
+            let page = profile_page(&session, &user, Some(("current_password", message)))?;
+            let mut response = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(retry_after),
+            );
+            Ok(response)
+        }
         Err(err) => Err(err.into()),
     }
 }

@@ -14,9 +14,16 @@ use tracing::Instrument;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// Set on every response unless a handler set its own (static files allow caching).
-pub fn default_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// Set on every response unless a handler set its own (static files allow
+/// caching). Behind https (`strict_transport`), browsers are also told to
+/// use nothing else for a year.
+pub fn default_headers(strict_transport: bool) -> DefaultHeaders {
+    let headers = if strict_transport {
+        DefaultHeaders::new().add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        DefaultHeaders::new()
+    };
+    headers
         .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))

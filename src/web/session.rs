@@ -3,6 +3,10 @@
 //! shares the database. The table holds the SHA-256 of each session key and
 //! the signed-in user's id (so that a password change can end every session
 //! of that user).
+//!
+//! A row exists only while there is something to keep (a signed-in user, a
+//! flash message, a token waiting to be shown once): actix-session saves no
+//! empty new session, and the CSRF protection needs no stored state.
 
 use std::collections::HashMap;
 
@@ -88,18 +92,10 @@ impl SessionStore for DbSessionStore {
             return Ok(key);
         }
         // The session was ended meanwhile (sign-out elsewhere, password
-        // change): never bring it back. Start an empty, signed-out one.
-        let key = new_key().map_err(UpdateError::Other)?;
-        storage::sessions::insert(
-            self.db.pool(),
-            &sha256_hex(key.as_ref()),
-            None,
-            "{}",
-            expiry(ttl),
-        )
-        .await
-        .map_err(|e| UpdateError::Other(e.into()))?;
-        Ok(key)
+        // change): never bring it back. A fresh key with no row behind it
+        // is an empty, signed-out session that stores nothing until it has
+        // something to keep.
+        new_key().map_err(UpdateError::Other)
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {

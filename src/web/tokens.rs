@@ -2,20 +2,13 @@
 //! all. Dialogs are progressive enhancement: each action also has its own
 //! page and works without JavaScript.
 //!
-//! The show-once hand-over: after a POST generates a token, the browser is
-//! redirected (Post/Redirect/Get) to a page that shows it. The secret must
-//! not travel in the URL and must not be stored, so it is split in two: the
-//! session (kept in the database) holds the token XOR a random pad, and a
-//! short-lived HttpOnly cookie holds the pad. Neither half alone says
-//! anything about the token; the page joins them once and drops both.
+//! The show-once hand-over of the secret is in `reveal`.
 
 use actix_session::Session;
-use actix_web::cookie::{Cookie, SameSite, time::Duration};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use rand::RngExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::config::Config;
 use crate::domain::{Expiry, Role, TokenId, display_hint};
@@ -26,12 +19,10 @@ use crate::storage::tokens::TokenRow;
 use crate::web::errors::PageError;
 use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};
 use crate::web::pages::EmptyForm;
+use crate::web::reveal::{self, RevealKey, Revealed};
 use crate::web::{Layout, flash, format_date, format_time, ok, render, see_other, urls};
 
 type App = web::Data<Tollgate>;
-
-const ISSUED: &str = "issued_token";
-const REVEAL_COOKIE: &str = "tollgate_reveal";
 
 /// One row of the token table.
 pub struct TokenView {
@@ -274,16 +265,10 @@ pub struct GenerateForm {
     expiry: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Sealed {
-    name: String,
-    /// The token XOR the pad in the cookie, hex.
-    sealed: String,
-}
-
 pub async fn generate(
     app: App,
     config: web::Data<Config>,
+    key: web::Data<RevealKey>,
     session: Session,
     CurrentUser(user): CurrentUser,
     ClientMeta(meta): ClientMeta,
@@ -296,15 +281,12 @@ pub async fn generate(
         expiry: form.expiry,
     };
     match app.generate_token(&user, &request, &meta, now()).await {
-        Ok(issued) => {
-            let pad = seal(&session, &issued)?;
-            let cookie = Cookie::build(REVEAL_COOKIE, pad)
-                .path(urls::TOKENS_CREATED)
-                .http_only(true)
-                .secure(config.secure_cookies())
-                .same_site(SameSite::Strict)
-                .max_age(Duration::minutes(10))
-                .finish();
+        Ok(IssuedToken { name, token, .. }) => {
+            let revealed = Revealed {
+                name,
+                token: token.expose().to_owned(),
+            };
+            let cookie = reveal::seal(&key, &session, user.id, revealed, config.secure_cookies())?;
             let mut response = see_other(urls::TOKENS_CREATED);
             response
                 .add_cookie(&cookie)
@@ -325,60 +307,18 @@ pub async fn generate(
     }
 }
 
-/// Puts the token, XOR a fresh pad, in the session; returns the pad (hex).
-fn seal(session: &Session, issued: &IssuedToken) -> Result<String, PageError> {
-    let secret = issued.token.expose().as_bytes();
-    let mut rng = rand::rng();
-    let pad: Vec<u8> = (0..secret.len()).map(|_| rng.random::<u8>()).collect();
-    let sealed: Vec<u8> = secret.iter().zip(&pad).map(|(s, p)| s ^ p).collect();
-    session.insert(
-        ISSUED,
-        Sealed {
-            name: issued.name.clone(),
-            sealed: to_hex(&sealed),
-        },
-    )?;
-    Ok(to_hex(&pad))
-}
-
-fn unseal(sealed: &str, pad: &str) -> Option<String> {
-    let (sealed, pad) = (from_hex(sealed)?, from_hex(pad)?);
-    if sealed.len() != pad.len() {
-        return None;
-    }
-    String::from_utf8(sealed.iter().zip(&pad).map(|(s, p)| s ^ p).collect()).ok()
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The show-once view. Reloading it finds nothing to show.
 pub async fn created(
     app: App,
+    key: web::Data<RevealKey>,
     req: HttpRequest,
     session: Session,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, PageError> {
-    let sealed = session.remove_as::<Sealed>(ISSUED).and_then(Result::ok);
-    let pad = req.cookie(REVEAL_COOKIE).map(|c| c.value().to_owned());
-    let revealed = match (sealed, pad) {
-        (Some(sealed), Some(pad)) => unseal(&sealed.sealed, &pad).map(|token| IssuedView {
-            name: sealed.name,
-            token,
-        }),
-        _ => None,
-    };
+    let revealed = reveal::open(&key, &session, &req, user.id).map(|r| IssuedView {
+        name: r.name,
+        token: r.token,
+    });
     let Some(issued) = revealed else {
         flash(
             &session,
@@ -397,12 +337,8 @@ pub async fn created(
     )
     .await?;
     let mut response = ok(&page)?;
-    let mut gone = Cookie::build(REVEAL_COOKIE, "")
-        .path(urls::TOKENS_CREATED)
-        .finish();
-    gone.make_removal();
     response
-        .add_cookie(&gone)
+        .add_cookie(&reveal::removal())
         .map_err(|e| PageError::Internal(e.into()))?;
     Ok(response)
 }
@@ -497,23 +433,4 @@ pub async fn revoke_all(
     };
     flash(&session, "success", text)?;
     Ok(see_other(urls::TOKENS))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealing_round_trips_and_each_half_alone_is_noise() {
-        let secret = "tgp_abcdefghijklmnopqrstuvwxyz012345ABCDEF";
-        let pad: Vec<u8> = (0..secret.len()).map(|i| (i * 37 + 11) as u8).collect();
-        let sealed: Vec<u8> = secret.bytes().zip(&pad).map(|(s, p)| s ^ p).collect();
-        assert_eq!(
-            unseal(&to_hex(&sealed), &to_hex(&pad)).as_deref(),
-            Some(secret)
-        );
-        assert!(!to_hex(&sealed).contains("abcdef"));
-        assert_eq!(unseal("zz", "00"), None);
-        assert_eq!(unseal("0000", "00"), None);
-    }
 }

@@ -3,10 +3,13 @@
 //! fields by their labels and buttons by their visible text, types and
 //! clicks, and looks at what the page shows.
 //!
-//! The walk takes the screenshots that illustrate the guide. They are always
-//! written to `target/screenshots/`, and also to `docs/screenshots/` when
-//! `TOLLGATE_UPDATE_SCREENSHOTS=1`, so a normal test run never changes the
-//! repository. The walk also reads the guide and fails when a **bold** label
+//! The walk takes the screenshots that illustrate the guide and compares
+//! each with the committed one in `docs/screenshots/`: a visible change fails
+//! the test, which writes the new picture and a diff (changed pixels in red)
+//! under `target/screenshots/` and names them. `TOLLGATE_UPDATE_SCREENSHOTS=1`
+//! rewrites the committed pictures on purpose. What changes from run to run
+//! (the token, its last four characters, dates) is masked visibly by the
+//! test before each picture, never faked by the product. The walk also reads the guide and fails when a **bold** label
 //! of its numbered steps was not seen on the page, so the guide can not
 //! drift from the product.
 //!
@@ -42,10 +45,6 @@ const HEIGHT: u32 = 800;
 /// tests share two cores with the rest of the suite.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(50);
-
-/// Shown in the show-once screenshot instead of the real secret, so that no
-/// real token is ever committed with the guide.
-const EXAMPLE_TOKEN: &str = "tgp_ExampleTokenShownInTheUserGuide0A1B2C";
 
 const LEFT_PANEL: &str = "nav[aria-label=Main]";
 const TABS: &str = "nav.tabs";
@@ -562,6 +561,7 @@ impl Tab {
             Some("loaded"),
             "fonts are loaded before the screenshot {name}"
         );
+        self.eval(MASK_DYNAMIC).await;
         let png = self
             .page
             .screenshot(
@@ -571,16 +571,15 @@ impl Tab {
             )
             .await
             .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+        self.eval(UNMASK_DYNAMIC).await;
         self.eval("document.documentElement.classList.remove('screenshot')")
             .await;
-        let mut places = vec![repository().join("target").join("screenshots")];
+        let committed = repository().join("docs").join("screenshots").join(name);
         if std::env::var("TOLLGATE_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-            places.push(repository().join("docs").join("screenshots"));
-        }
-        for dir in places {
-            std::fs::create_dir_all(&dir)
-                .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-            std::fs::write(dir.join(name), &png).unwrap_or_else(|e| panic!("write {name}: {e}"));
+            std::fs::write(&committed, &png)
+                .unwrap_or_else(|e| panic!("write {}: {e}", committed.display()));
+        } else {
+            compare_with_committed(name, &png, &committed);
         }
         self.shots.push(name.to_owned());
     }
@@ -594,6 +593,150 @@ impl Tab {
             problems.is_empty(),
             "the pages reported problems:\n{}",
             problems.join("\n")
+        );
+    }
+}
+
+/// Masks what differs from run to run, visibly (a hatched box with a
+/// fixed text: `.screenshot-mask` in the stylesheet), remembering what it hid so that `UNMASK_DYNAMIC` puts it back.
+const MASK_DYNAMIC: &str = r#"(() => {
+  const hidden = [];
+  const mask = (el, text) => {
+    hidden.push([el, el.textContent]);
+    el.textContent = text;
+    el.classList.add('screenshot-mask');
+  };
+  document.querySelectorAll('#tokens-table tbody tr, #workspace-tokens tbody tr').forEach((row) => {
+    const code = row.querySelector('code');
+    if (code) mask(code, 'tgp_…····');
+    row.querySelectorAll('td').forEach((cell) => {
+      if (/\d{4}-\d{2}-\d{2}/.test(cell.textContent) && !cell.querySelector('a, button')) {
+        const badge = cell.querySelector('.badge');
+        mask(badge || cell, badge ? 'Expired ··········' : '··········');
+      }
+    });
+  });
+  const field = document.getElementById('issued-token');
+  if (field) {
+    hidden.push([field, null, field.value]);
+    field.value = 'tgp_ masked in the guide ····················';
+    field.classList.add('screenshot-mask');
+  }
+  window.__tollgateMasked = hidden;
+  return hidden.length;
+})()"#;
+
+const UNMASK_DYNAMIC: &str = r#"(() => {
+  for (const [el, text, value] of (window.__tollgateMasked || [])) {
+    if (value !== undefined) el.value = value; else el.textContent = text;
+    el.classList.remove('screenshot-mask');
+  }
+  window.__tollgateMasked = [];
+})()"#;
+
+/// A pixel counts as changed when a channel differs by more than this
+/// (anti-aliasing noise stays below it)...
+const PIXEL_TOLERANCE: u8 = 24;
+/// ...and a picture as changed when more pixels than this did. Chromium
+/// renders these pages byte for byte the same with the shipped font and a
+/// fixed viewport, so one changed character must fail.
+const CHANGED_PIXELS: usize = 4;
+
+fn decode_png(bytes: &[u8], what: &str) -> (u32, u32, Vec<[u8; 4]>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder
+        .read_info()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut buf = vec![0; reader.output_buffer_size().expect("image size")];
+    let info = reader
+        .next_frame(&mut buf)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let channels = info.color_type.samples();
+    assert_eq!(
+        info.bit_depth,
+        png::BitDepth::Eight,
+        "{what}: 8-bit pictures"
+    );
+    let pixels = buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|c| match c {
+            [r, g, b, a] => [*r, *g, *b, *a],
+            [r, g, b] => [*r, *g, *b, 255],
+            [l, a] => [*l, *l, *l, *a],
+            [l] => [*l, *l, *l, 255],
+            _ => [0, 0, 0, 0],
+        })
+        .collect();
+    (info.width, info.height, pixels)
+}
+
+fn encode_png(width: u32, height: u32, pixels: &[[u8; 4]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    writer.write_image_data(&pixels.concat()).expect("png data");
+    writer.finish().expect("png end");
+    out
+}
+
+/// How many pixels of `a` and `b` differ beyond the tolerance, and a diff
+/// picture: the old picture dimmed, changed pixels in red.
+fn diff(a: &[[u8; 4]], b: &[[u8; 4]]) -> (usize, Vec<[u8; 4]>) {
+    let mut changed = 0;
+    let picture = a
+        .iter()
+        .zip(b)
+        .map(|(p, q)| {
+            if p.iter()
+                .zip(q)
+                .any(|(x, y)| x.abs_diff(*y) > PIXEL_TOLERANCE)
+            {
+                changed += 1;
+                [255, 0, 0, 255]
+            } else {
+                let grey = ((p[0] as u16 + p[1] as u16 + p[2] as u16) / 3 / 3 + 170) as u8;
+                [grey, grey, grey, 255]
+            }
+        })
+        .collect();
+    (changed, picture)
+}
+
+/// Fails, with the new picture and a diff written under `target/`, when
+/// `png` differs visibly from the committed picture.
+fn compare_with_committed(name: &str, png: &[u8], committed: &Path) {
+    let out = repository().join("target").join("screenshots");
+    std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("create {}: {e}", out.display()));
+    let new_path = out.join(name);
+    std::fs::write(&new_path, png).unwrap_or_else(|e| panic!("write {name}: {e}"));
+    let old = std::fs::read(committed).unwrap_or_else(|e| {
+        panic!(
+            "{} can not be read ({e}); the new picture is {}. Set TOLLGATE_UPDATE_SCREENSHOTS=1 to commit it.",
+            committed.display(),
+            new_path.display()
+        )
+    });
+    let (w, h, old) = decode_png(&old, name);
+    let (nw, nh, new) = decode_png(png, name);
+    assert_eq!(
+        (w, h),
+        (nw, nh),
+        "{name}: the picture changed size; the new one is {}",
+        new_path.display()
+    );
+    let (changed, picture) = diff(&old, &new);
+    let share = changed as f64 / old.len() as f64;
+    if changed > CHANGED_PIXELS {
+        let diff_path = out.join(name.replace(".png", ".diff.png"));
+        std::fs::write(&diff_path, encode_png(w, h, &picture))
+            .unwrap_or_else(|e| panic!("write the diff of {name}: {e}"));
+        panic!(
+            "{name} looks different from docs/screenshots/{name}: {changed} pixels ({:.3} %) changed. New picture: {}; changes in red: {}. If the change is meant, set TOLLGATE_UPDATE_SCREENSHOTS=1 and commit the pictures.",
+            share * 100.0,
+            new_path.display(),
+            diff_path.display()
         );
     }
 }
@@ -757,17 +900,12 @@ async fn member_follows_the_user_guide_and_sees_every_label_it_names() {
     tab.see("Copy").await;
     tab.see("Make sure you copy the generated token. You won't be able to see it again.")
         .await;
-    let field = tab.field("Personal Access Token").await;
-    let show = |value: &str| {
-        format!(
-            "document.querySelector({}).value = {}",
-            json!(field),
-            json!(value)
-        )
-    };
-    tab.eval(&show(EXAMPLE_TOKEN)).await;
     tab.screenshot("token-shown-once.png").await;
-    tab.eval(&show(&secret)).await;
+    assert_eq!(
+        shown_token(&mut tab).await,
+        secret,
+        "the mask is gone after the picture"
+    );
 
     tab.click("Copy").await;
     tab.see_text("Copied to the clipboard.").await;

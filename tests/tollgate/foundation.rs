@@ -16,7 +16,7 @@ fn session_cookie(res: &crate::helpers::Page) -> String {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("tollgate_session="))
+        .find(|c| c.starts_with("tollgate_session=") || c.starts_with("__Host-tollgate_session="))
         .expect("session cookie")
         .to_owned()
 }
@@ -150,13 +150,17 @@ each_backend! {
 
 each_backend! {
     async fn sign_in_renews_the_session_id(app) {
+        // Anonymous visitors get no session at all (nothing to plant); a
+        // sign-in over an existing session gets a new id.
         let client = app.client();
         client.get("/login").await;
-        let before = client.cookie("tollgate_session").expect("an anonymous session for the CSRF token");
+        assert_eq!(client.cookie("tollgate_session"), None);
+        client.login(READER, PASSWORD).await;
+        let before = client.cookie("tollgate_session").expect("a session after sign-in");
         client.login(WRITER, PASSWORD).await;
-        let after = client.cookie("tollgate_session").expect("a session after sign-in");
+        let after = client.cookie("tollgate_session").expect("a session after the second sign-in");
         assert_ne!(before, after);
-        // The pre-sign-in cookie does not carry the signed-in session.
+        // The earlier cookie does not carry the new signed-in session.
         let planted = crate::helpers::TestClient::new(&app.address);
         let res = planted.http.get(planted.url("/profile")).header("Cookie", format!("tollgate_session={before}")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -288,10 +292,14 @@ each_backend! {
 each_backend! {
     async fn session_cookies_are_http_only_and_same_site(app) {
         let client = app.client();
+        // The CSRF nonce of an anonymous visitor, and the signed-in session.
         let res = client.get("/login").await;
-        let cookie = session_cookie(&res);
-        assert!(cookie.contains("HttpOnly"), "{cookie}");
-        assert!(cookie.contains("SameSite=Lax") || cookie.contains("SameSite=Strict"), "{cookie}");
+        let csrf = res.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("tollgate_csrf=")).expect("CSRF cookie").to_owned();
+        let res = client.login(WRITER, PASSWORD).await;
+        for cookie in [csrf, session_cookie(&res)] {
+            assert!(cookie.contains("HttpOnly"), "{cookie}");
+            assert!(cookie.contains("SameSite=Lax") || cookie.contains("SameSite=Strict"), "{cookie}");
+        }
     }
 }
 
@@ -303,9 +311,45 @@ async fn secure_cookies_when_the_public_url_is_https() {
         c.public_url = Some("https://tokens.example.com".to_owned())
     })
     .await;
-    let res = app.client().get("/login").await;
+    // Behind https the browser holds `__Host-` cookies that it sends only
+    // over https: play that browser by hand over the test's plain http.
+    let client = app.client();
+    let res = client.get("/login").await;
+    let csrf_cookie = res
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-tollgate_csrf="))
+        .expect("CSRF cookie")
+        .to_owned();
+    assert!(csrf_cookie.contains("Secure"), "{csrf_cookie}");
+    let nonce = csrf_cookie.split(';').next().unwrap().to_owned();
+    let token = res.attr("meta[name=csrf-token]", "content").unwrap();
+    let res = crate::helpers::read(
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(client.url("/login"))
+            .header("Cookie", nonce)
+            .header("Origin", "https://tokens.example.com")
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", WRITER),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
     let cookie = session_cookie(&res);
-    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(
+        cookie.starts_with("__Host-tollgate_session=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
     app.stop().await;
 }
 

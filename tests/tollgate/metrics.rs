@@ -223,6 +223,42 @@ async fn requests_and_token_checks_are_counted_without_tokens_emails_or_paths() 
         assert!(after.contains(
             r#"tollgate_http_request_duration_seconds_bucket{method="GET",route="/api/v1/me",le="0.005"}"#
         ));
+        // The token cache's own counters, read at scrape time. (They are
+        // per application while the series are per process, so only their
+        // presence is checked here, and that this app has invalidated.)
+        for name in [
+            "tollgate_token_cache_hits_total",
+            "tollgate_token_cache_misses_total",
+            "tollgate_token_cache_invalidations_total",
+            "tollgate_token_cache_fail_closed_total",
+            "tollgate_peer_acknowledgements_total",
+            "tollgate_peer_ack_timeouts_total",
+        ] {
+            assert!(after.contains(&format!("\n{name} ")), "{name}: {after}");
+        }
+        assert!(served.core.tokens.stats().invalidations >= 1);
+
+        // Eleven wrong passwords: ten are hashed (after waiting for a
+        // slot), the eleventh is refused by the throttle.
+        let guesser = TestClient::new(&served.base);
+        for _ in 0..11 {
+            let _ = guesser.login(ADMIN, "not the password").await;
+        }
+        let last = served.scrape().await;
+        let throttled = r#"tollgate_sign_in_throttled_total{kind="sign_in"}"#;
+        assert!(
+            value(&last, throttled) >= value(&after, throttled) + 1.0,
+            "{last}"
+        );
+        let waited = "tollgate_password_hash_wait_seconds_count";
+        assert!(
+            value(&last, waited) >= value(&after, waited) + 10.0,
+            "{last}"
+        );
+        assert!(
+            last.contains("tollgate_password_hash_queue_depth "),
+            "{last}"
+        );
         served.stop().await;
     }
 }

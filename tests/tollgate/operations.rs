@@ -76,7 +76,15 @@ async fn check_reports_the_configuration_the_database_and_its_migrations() {
             );
         } else {
             assert!(out.status.success(), "{}", stderr(&out));
-            assert!(stdout(&out).contains("1 pending"), "{}", stdout(&out));
+            let shipped =
+                std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+                    .unwrap()
+                    .count();
+            assert!(
+                stdout(&out).contains(&format!("0 applied, {shipped} pending")),
+                "{}",
+                stdout(&out)
+            );
         }
         let out = tollgate(&url, &["migrate"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -85,7 +93,7 @@ async fn check_reports_the_configuration_the_database_and_its_migrations() {
         let text = stdout(&out);
         assert!(text.contains("ok: configuration"), "{text}");
         assert!(text.contains("answers"), "{text}");
-        assert!(text.contains("migrations up to date (1 applied)"), "{text}");
+        assert!(text.contains("migrations up to date ("), "{text}");
 
         // A database migrated by a newer release: refused, so that an old
         // binary is not started against it during a roll-back.

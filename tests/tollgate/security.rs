@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use base64::Engine;
 use reqwest::{Method, StatusCode};
 use tollgate::service::auth::NewUser;
 use tollgate::startup::now;
@@ -182,7 +183,9 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("info")
+            // Every level of the server's own code and of the crates that
+            // see requests and queries: a secret logged at trace is a leak too.
+            .with_env_filter("trace,reqwest=off,hyper_util=off,h2=off")
             .with_ansi(false)
             .with_writer(move || Sink(sink.clone()))
             .try_init();
@@ -214,11 +217,23 @@ each_backend! {
         let (_, secret) = admin.generate(&[("name", "logged?")]).await;
         let secret = secret.unwrap();
         api(&app, Method::GET, "/api/v1/me", Some(&bearer(&secret))).await;
-        api(&app, Method::GET, "/api/v1/me", Some(&bearer("tgp_not_a_real_token_at_all_000000000000"))).await;
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN}:{secret}")));
+        assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&basic)).await.status, StatusCode::OK);
+        let bogus = "tgp_not_a_real_token_at_all_000000000000";
+        api(&app, Method::GET, "/api/v1/me", Some(&bearer(bogus))).await;
+        let bogus_shaped = tollgate::domain::PlainToken::generate();
+        api(&app, Method::GET, "/api/v1/me", Some(&bearer(bogus_shaped.expose()))).await;
+        let rotated = api(&app, Method::POST, "/api/v1/tokens/self/rotate", Some(&bearer(&secret))).await;
+        let rotated = rotated.json()["token"].as_str().expect("rotated").to_owned();
+        let new_password = "an entirely new passphrase";
+        let changed = admin.post_form("/profile/password", &[("current_password", PASSWORD), ("new_password", new_password), ("confirm_password", new_password)]).await;
+        assert!(changed.status.is_redirection() || changed.status.is_success(), "{}", changed.status);
         let digest: String = sqlx::query_scalar("SELECT digest FROM personal_access_tokens").fetch_one(app.db().pool()).await.unwrap();
         let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
         assert!(text.contains("route=\"/invitations/{code}\""), "the request log is captured: {}", &text[..text.len().min(2000)]);
-        for needle in [code.as_str(), secret.as_str(), &secret[4..36], digest.as_str(), PASSWORD] {
+        assert!(text.contains("TRACE") || text.contains("DEBUG"), "all levels are captured");
+        let needles = [code.as_str(), secret.as_str(), &secret[4..36], rotated.as_str(), &rotated[4..36], bogus, bogus_shaped.expose(), digest.as_str(), PASSWORD, new_password, &basic[6..]];
+        for needle in needles {
             assert!(!text.contains(needle), "a log line contains {needle}");
         }
     }

@@ -85,8 +85,9 @@ each_backend! {
         let location = res.location().unwrap();
         assert_eq!(location, "/profile/tokens/created");
 
-        // Before the view is opened, the secret is nowhere in the database,
-        // not even in the session that carries it to the next page.
+        // Taken while the secret is on its way to the next page, before that
+        // page is opened: whatever carries it must not be the database.
+        let stored_in_flight = everything_stored(&app).await;
         let (digest, last4): (String, String) = sqlx::query_as("SELECT digest, last4 FROM personal_access_tokens").fetch_one(app.db().pool()).await.unwrap();
 
         let shown = client.get(&location).await;
@@ -101,9 +102,22 @@ each_backend! {
         assert!(secret.starts_with("tgp_") && secret.len() == 42, "{secret}");
         assert_eq!(digest, sha256_hex(&secret));
         assert_eq!(last4, secret[38..]);
-        let stored = everything_stored(&app).await;
-        assert!(!stored.contains(&secret));
-        assert!(!stored.contains(&secret[4..36]));
+        // Not in plain text, hex or base64, in flight or afterwards.
+        use base64::Engine;
+        let forms = [
+            secret.clone(),
+            secret[4..36].to_owned(),
+            hex::encode(&secret),
+            hex::encode(&secret[4..36]),
+            base64::engine::general_purpose::STANDARD.encode(&secret),
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(&secret[4..36]),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret),
+        ];
+        for stored in [stored_in_flight, everything_stored(&app).await] {
+            for form in &forms {
+                assert!(!stored.to_lowercase().contains(&form.to_lowercase()), "stored as {form}");
+            }
+        }
 
         // The row, as listed: name trimmed, defaults applied, only the hint.
         let list = client.get("/profile/tokens").await;
@@ -307,33 +321,55 @@ each_backend! {
 
 each_backend! {
     async fn revoke_all_takes_every_token_that_existed_when_it_was_confirmed(app) {
-        let generator = app.signed_in(WRITER).await;
+        let generator = std::sync::Arc::new(app.signed_in(WRITER).await);
         let revoker = app.signed_in(WRITER).await;
         let revoker_csrf = revoker.csrf().await;
-        for i in 0..3 {
-            app.token_for(WRITER, &format!("early {i}"), "read-write").await;
+        // The race is real only when tokens land on both sides of the
+        // revocation; rounds repeat until one does (each round checks the rule).
+        let mut both_sides = false;
+        for round in 0..8 {
+            if both_sides {
+                break;
+            }
+            let last_event: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit_events").fetch_one(app.db().pool()).await.unwrap();
+            for i in 0..3 {
+                app.token_for(WRITER, &format!("early {round} {i}"), "read-write").await;
+            }
+            let start = std::sync::Arc::new(tokio::sync::Barrier::new(13));
+            let mut tasks = Vec::new();
+            for i in 0..12 {
+                let (client, start) = (generator.clone(), start.clone());
+                tasks.push(tokio::spawn(async move {
+                    let csrf = client.csrf().await;
+                    let name = format!("racing {round} {i}");
+                    start.wait().await;
+                    client.post_raw("/profile/tokens", &[("csrf_token", csrf.as_str()), ("name", name.as_str())], Some(&client.url(""))).await.status
+                }));
+            }
+            start.wait().await;
+            let revoke = revoker.post_raw("/profile/tokens/revoke-all", &[("csrf_token", &revoker_csrf)], Some(&app.address)).await;
+            assert_eq!(revoke.status, StatusCode::SEE_OTHER);
+            for task in tasks {
+                assert_eq!(task.await.unwrap(), StatusCode::SEE_OTHER);
+            }
+            // Transactions on one member's tokens are serialised, so the audit
+            // log orders them: whatever was created before the revocation is
+            // gone, whatever survived was created after it.
+            let revoked_at: i64 = sqlx::query_scalar("SELECT id FROM audit_events WHERE action = 'token.revoked_all' AND id > $1").bind(last_event).fetch_one(app.db().pool()).await.unwrap();
+            let created: Vec<(i64, String)> = sqlx::query_as("SELECT id, target_label FROM audit_events WHERE action = 'token.created' AND id > $1").bind(last_event).fetch_all(app.db().pool()).await.unwrap();
+            let surviving: Vec<String> = sqlx::query_scalar("SELECT name FROM personal_access_tokens").fetch_all(app.db().pool()).await.unwrap();
+            assert_eq!(created.len(), 15);
+            for (event, name) in &created {
+                let survived = surviving.contains(name);
+                assert_eq!(survived, *event > revoked_at, "{name}: created at event {event}, revoke at {revoked_at}, survived: {survived}");
+            }
+            let racing_before = created.iter().any(|(e, n)| n.starts_with("racing") && *e < revoked_at);
+            let racing_after = created.iter().any(|(e, n)| n.starts_with("racing") && *e > revoked_at);
+            both_sides = racing_before && racing_after;
+            // Start the next round from nothing.
+            sqlx::query("DELETE FROM personal_access_tokens").execute(app.db().pool()).await.unwrap();
         }
-        let generator = std::sync::Arc::new(generator);
-        let mut tasks = Vec::new();
-        for i in 0..12 {
-            let client = generator.clone();
-            tasks.push(tokio::spawn(async move { client.post_form("/profile/tokens", &[("name", &format!("racing {i}"))]).await.status }));
-        }
-        let revoke = revoker.post_raw("/profile/tokens/revoke-all", &[("csrf_token", &revoker_csrf)], Some(&app.address)).await;
-        assert_eq!(revoke.status, StatusCode::SEE_OTHER);
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), StatusCode::SEE_OTHER);
-        }
-        // Transactions on one member's tokens are serialised, so the audit
-        // log orders them: whatever was created before the revocation is
-        // gone, whatever survived was created after it.
-        let revoked_at: i64 = sqlx::query_scalar("SELECT id FROM audit_events WHERE action = 'token.revoked_all'").fetch_one(app.db().pool()).await.unwrap();
-        let created: Vec<(i64, String)> = sqlx::query_as("SELECT id, target_label FROM audit_events WHERE action = 'token.created'").fetch_all(app.db().pool()).await.unwrap();
-        let surviving: Vec<String> = sqlx::query_scalar("SELECT name FROM personal_access_tokens").fetch_all(app.db().pool()).await.unwrap();
-        for (event, name) in created {
-            let survived = surviving.contains(&name);
-            assert_eq!(survived, event > revoked_at, "{name}: created at event {event}, revoke at {revoked_at}, survived: {survived}");
-        }
+        assert!(both_sides, "no round raced: the generates never straddled the revocation");
     }
 }
 

@@ -1,0 +1,113 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! attributes and the DTOs' schemas, so that what the API answers and what
+//! the document says can not drift apart. The error responses every
+//! operation shares are defined once here.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+use crate::api::dto;
+use crate::api::errors::ErrorBody;
+use crate::api::handlers;
+
+/// No token, or one that does not work.
+#[derive(ToResponse)]
+#[response(
+    description = "Missing, malformed, unknown, revoked, rotated-out or expired token. Codes: `missing_token`, `malformed_authorization`, `invalid_token`, `token_expired`, `invalid_credentials`, `cross_site_request`. Comes with a `WWW-Authenticate: Bearer` challenge.",
+    headers(("WWW-Authenticate" = String, description = "The Bearer challenge, with the reason when a token was sent."))
+)]
+pub struct Unauthorized<'a>(#[to_schema] pub ErrorBody<'a>);
+
+/// A valid token that may not do this.
+#[derive(ToResponse)]
+#[response(
+    description = "A valid token that may not do this. Codes: `insufficient_scope`, `owner_read_only`, `owner_disabled`, `owner_not_a_member`."
+)]
+pub struct Forbidden<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(description = "No such resource, or not the caller's. Code: `not_found`.")]
+pub struct NotFound<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(
+    description = "A query that can not be read: `limit` outside 1–200, or a `cursor` this API did not give out. Code: `invalid_query`."
+)]
+pub struct BadQuery<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(description = "A body that is not the JSON object described. Code: `invalid_json`.")]
+pub struct BadBody<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(description = "A body over 16 KiB. Code: `payload_too_large`.")]
+pub struct TooLarge<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate API",
+        version = "1.0.0",
+        description = "The JSON API unlocked by Tollgate personal access tokens. Authenticate with `Authorization: Bearer <token>`, or HTTP Basic with the token owner's email as user name and the token as password. What a token may do is the lower of its scope and its owner's current role, decided at every request; only Read-Write and Admin members can use tokens. Errors are `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`. A method a path does not have answers 405 `method_not_allowed` with an `Allow` header; an unknown path answers 404 `not_found`."
+    ),
+    servers((url = "/")),
+    paths(
+        handlers::openapi_document,
+        handlers::me,
+        handlers::list_tokens,
+        handlers::delete_token,
+        handlers::rotate_token,
+        handlers::members,
+        handlers::workspace_tokens,
+        handlers::revoke_workspace_tokens,
+        handlers::audit_log,
+    ),
+    components(
+        schemas(ErrorBody, dto::RevokeAllRequest),
+        responses(Unauthorized, Forbidden, NotFound, BadQuery, BadBody, TooLarge)
+    ),
+    security(("bearerAuth" = []), ("basicAuth" = [])),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description =
+            Some("A personal access token: `tgp_` followed by 38 base62 characters.".to_owned());
+        components.add_security_scheme("bearerAuth", SecurityScheme::Http(bearer));
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description =
+            Some("The token owner's email as user name, the token as password.".to_owned());
+        components.add_security_scheme("basicAuth", SecurityScheme::Http(basic));
+    }
+}
+
+/// The document as a value, for tools and tests.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    // Revoke-all takes an empty body as "the whole workspace".
+    if let Some(body) = doc
+        .paths
+        .paths
+        .get_mut("/api/v1/workspace/tokens/revoke-all")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+    doc
+}
+
+/// The document as served, rendered once.
+pub fn json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| document().to_pretty_json().unwrap_or_default())
+}
