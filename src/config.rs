@@ -14,6 +14,7 @@
 //! | `TOLLGATE_AUDIT_RETENTION_DAYS` | `365` | audit events older than this are deleted |
 //! | `TOLLGATE_LAST_USED_FLUSH_SECONDS` | `30` | how often "last used" times are written |
 //! | `TOLLGATE_WORKERS` | number of cores | HTTP worker threads |
+//! | `TOLLGATE_METRICS_BIND` | none (off) | address for Prometheus' `GET /metrics`; never the public one |
 //! | `TOLLGATE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
 
@@ -104,6 +105,11 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, global = true, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Address for `GET /metrics` (Prometheus text format), e.g.
+    /// 127.0.0.1:9090. Off when not set; never served on the public address.
+    #[arg(long, global = true, env = "TOLLGATE_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
 }
 
 impl Config {
@@ -121,6 +127,7 @@ impl Config {
             audit_retention_days: 365,
             last_used_flush_seconds: 30,
             workers: None,
+            metrics_bind: None,
         }
     }
 
@@ -154,6 +161,7 @@ impl std::fmt::Debug for Config {
             .field("audit_retention_days", &self.audit_retention_days)
             .field("last_used_flush_seconds", &self.last_used_flush_seconds)
             .field("workers", &self.workers)
+            .field("metrics_bind", &self.metrics_bind)
             .finish()
     }
 }

@@ -35,6 +35,8 @@ pub struct SetupCode(pub Option<String>);
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The metrics server (`TOLLGATE_METRICS_BIND`), stopped with `server`.
+    metrics: Option<(ServerHandle, SocketAddr)>,
     app: web::Data<Tollgate>,
     setup_code: Option<String>,
 }
@@ -72,6 +74,16 @@ impl Application {
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let address = listener.local_addr()?;
+        let metrics = match &config.metrics_bind {
+            Some(bind) => {
+                let (server, address) = crate::metrics::server(bind, app.clone())?;
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some((handle, address))
+            }
+            None => None,
+        };
+
         if let Some(code) = &setup_code {
             let host = config
                 .public_origin()
@@ -141,6 +153,7 @@ impl Application {
         Ok(Self {
             address,
             server,
+            metrics,
             app,
             setup_code,
         })
@@ -148,6 +161,11 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where `GET /metrics` answers, when `TOLLGATE_METRICS_BIND` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, address)| *address)
     }
 
     pub fn port(&self) -> u16 {
@@ -177,7 +195,11 @@ impl Application {
     /// `SHUTDOWN_TIMEOUT` to finish. SIGQUIT stops at once. `handle().stop()`
     /// does the same from code.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        let served = self.server.await;
+        if let Some((metrics, _)) = &self.metrics {
+            metrics.stop(true).await;
+        }
+        served?;
         tracing::info!("stopped serving; writing last-used times and closing the database");
         let flushed = self
             .app

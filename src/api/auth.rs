@@ -79,13 +79,16 @@ impl FromRequest for ApiCaller {
                 )))
             })?;
             let header = header.ok_or_else(|| {
+                crate::metrics::token_check("missing");
                 ApiError::unauthorized(
                     "missing_token",
                     "Send a token: `Authorization: Bearer <token>`.",
                 )
             })?;
-            let credentials = parse_authorization(&header)
-                .map_err(|m| ApiError::unauthorized("malformed_authorization", m))?;
+            let credentials = parse_authorization(&header).map_err(|m| {
+                crate::metrics::token_check("malformed");
+                ApiError::unauthorized("malformed_authorization", m)
+            })?;
             let (raw, basic_email) = match credentials {
                 Credentials::Bearer(token) => (token, None),
                 Credentials::Basic { .. } if from_another_site => {
@@ -97,13 +100,18 @@ impl FromRequest for ApiCaller {
                 Credentials::Basic { email, token } => (token, Some(email)),
             };
             let token = PlainToken::parse(&raw).map_err(|_| {
+                crate::metrics::token_check("malformed");
                 ApiError::unauthorized("invalid_token", "This is not a valid Tollgate token.")
             })?;
             let verdict = app
                 .tokens
                 .authenticate(&app.db, &token, now())
                 .await
-                .map_err(crate::service::ServiceError::from)?;
+                .map_err(|e| {
+                    crate::metrics::token_check("error");
+                    crate::service::ServiceError::from(e)
+                })?;
+            crate::metrics::token_verified(verdict.as_ref().map(|_| ()).map_err(|f| *f));
             let principal = verdict.map_err(refusal)?;
             if let Some(email) = basic_email
                 && !email.trim().eq_ignore_ascii_case(&principal.email)

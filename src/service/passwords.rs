@@ -66,10 +66,12 @@ async fn with_slot<T: Send + 'static>(
     work: impl FnOnce(&mut Blocks) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let slots = slots();
+    let queued = crate::metrics::HashQueued::enter();
     let _permit = tokio::time::timeout(Duration::from_secs(10), slots.permits.acquire())
         .await
         .map_err(|_| anyhow::Error::new(Busy))?
         .context("hashing slots closed")?;
+    queued.served();
     // Holding a permit guarantees a buffer is free or may be made: there are
     // never more buffers than permits.
     let taken = slots.buffers.lock().ok().and_then(|mut free| free.pop());

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth_channel;
 pub mod invitations;
+pub mod ops;
 pub mod organizations;
 pub mod sessions;
 pub mod settings;
@@ -127,6 +128,14 @@ impl Db {
             .await
             .context("applying database migrations")?;
         Ok(())
+    }
+
+    /// The migrations this binary carries for this backend.
+    pub fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {

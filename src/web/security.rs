@@ -57,7 +57,9 @@ pub async fn request_log(
         })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:016x}", rand::rng().random::<u64>()));
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), route = tracing::field::Empty);
+    let method = req.method().clone();
+    let span =
+        tracing::info_span!("request", id = %id, method = %method, route = tracing::field::Empty);
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -68,6 +70,7 @@ pub async fn request_log(
     // paths and queries can carry invitation and setup codes.
     let route = res.request().match_pattern();
     span.record("route", route.as_deref().unwrap_or("(no route)"));
+    crate::metrics::request_answered(method.as_str(), route.as_deref(), status, started.elapsed());
     span.in_scope(|| {
         tracing::info!(
             status,

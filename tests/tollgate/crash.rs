@@ -243,7 +243,12 @@ impl Browser {
         if let Some(token) = self.csrf.lock().unwrap().clone() {
             return Ok(token);
         }
-        let page = self.get("/login").await?;
+        let page = self.get("/profile").await?;
+        let page = if page.status == StatusCode::OK {
+            page
+        } else {
+            self.get("/login").await?
+        };
         let token = page
             .attr("meta[name=csrf-token]", "content")
             .expect("CSRF token");
@@ -273,6 +278,8 @@ impl Browser {
         let res = self
             .post("/login", &[("email", email), ("password", PASSWORD)])
             .await?;
+        // A CSRF token is bound to the sign-in: read a fresh one next time.
+        *self.csrf.lock().unwrap() = None;
         Ok(res.status == StatusCode::SEE_OTHER)
     }
 }

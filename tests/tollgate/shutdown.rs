@@ -67,6 +67,7 @@ async fn sigterm_finishes_the_request_in_flight_flushes_and_exits_zero() {
         );
         let csrf = browser.csrf().await;
         let session = browser.cookie("tollgate_session").unwrap();
+        let csrf_nonce = browser.cookie("tollgate_csrf").unwrap();
         let body = format!("csrf_token={csrf}&name=sent-during-shutdown");
         let (first, rest) = body.split_at(body.len() / 2);
         let mut slow = TcpStream::connect(&host).unwrap();
@@ -75,7 +76,7 @@ async fn sigterm_finishes_the_request_in_flight_flushes_and_exits_zero() {
         write!(
             slow,
             "POST /profile/tokens HTTP/1.1\r\nHost: {host}\r\nOrigin: {address}\r\n\
-             Cookie: tollgate_session={session}\r\n\
+             Cookie: tollgate_session={session}; tollgate_csrf={csrf_nonce}\r\n\
              Content-Type: application/x-www-form-urlencoded\r\n\
              Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
             body.len()
