@@ -55,28 +55,6 @@ async fn post_json(app: &TestApp, path: &str, token: &str, body: &str) -> Page {
     read(res).await
 }
 
-async fn set_role(app: &TestApp, email: &str, role: &str) {
-    let id = app.user_id(email).await;
-    let admin = app
-        .core
-        .signed_in_user(tollgate::domain::UserId(app.user_id(ADMIN).await))
-        .await
-        .unwrap()
-        .unwrap();
-    let workspace = admin.memberships[0].workspace_id;
-    app.core
-        .set_member_role(
-            workspace,
-            tollgate::domain::UserId(id),
-            role,
-            &tollgate::service::audit::AuditActor::user(&admin),
-            &Default::default(),
-            now(),
-        )
-        .await
-        .unwrap();
-}
-
 each_backend! {
     async fn me_answers_with_a_bearer_token_and_with_basic_auth(app) {
         let (id, token) = app.token_for(WRITER, "script", "read-write").await;
@@ -217,10 +195,10 @@ each_backend! {
     async fn tokens_of_members_who_became_read_only_or_left_stop_working_at_once(app) {
         let (_, token) = app.token_for(WRITER, "downgraded", "read-write").await;
         assert_eq!(call(&app, Method::GET, "/api/v1/me", &token).await.status, StatusCode::OK);
-        set_role(&app, WRITER, "read-only").await;
+        app.set_role(WRITER, "read-only").await;
         assert_error(&call(&app, Method::GET, "/api/v1/me", &token).await, StatusCode::FORBIDDEN, "owner_read_only");
         assert_error(&call(&app, Method::GET, "/api/v1/tokens", &token).await, StatusCode::FORBIDDEN, "owner_read_only");
-        set_role(&app, WRITER, "read-write").await;
+        app.set_role(WRITER, "read-write").await;
         assert_eq!(call(&app, Method::GET, "/api/v1/me", &token).await.status, StatusCode::OK, "and work again when restored");
 
         // An Admin token of someone now Read-Write can do only what Read-Write can.
@@ -228,7 +206,7 @@ each_backend! {
         assert_eq!(call(&app, Method::GET, "/api/v1/members", &admin_token).await.status, StatusCode::OK);
         let second_admin = "second@example.com";
         app.core.create_user(tollgate::service::auth::NewUser { email: second_admin, name: None, role: "admin", workspace: None, password: crate::helpers::PASSWORD }, now()).await.unwrap();
-        set_role(&app, ADMIN, "read-write").await;
+        app.set_role(ADMIN, "read-write").await;
         assert_error(&call(&app, Method::GET, "/api/v1/members", &admin_token).await, StatusCode::FORBIDDEN, "insufficient_scope");
         assert_eq!(call(&app, Method::GET, "/api/v1/me", &admin_token).await.json()["token"]["effective_scope"], "read-write");
     }
@@ -515,7 +493,7 @@ each_backend! {
         // A role change through the dashboard of the first instance.
         let (_, token) = app.token_for(WRITER, "downgrade me", "read-write").await;
         assert_eq!(me_on(other.address.clone(), token.clone()).await, StatusCode::OK);
-        set_role(&app, WRITER, "read-only").await;
+        app.set_role(WRITER, "read-only").await;
         assert_eq!(me_on(other.address.clone(), token.clone()).await, StatusCode::FORBIDDEN);
         other.handle.stop(true).await;
     }

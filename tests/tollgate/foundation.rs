@@ -552,33 +552,11 @@ each_backend! {
     }
 }
 
-/// Starts the binary with `args`, waits for its "listening" line and
-/// returns the child and the address it serves.
+/// Starts the binary with `args`; the log's read end is closed at once: the
+/// server must go on answering when its log can no longer be written (a
+/// restarted log collector, a closed terminal).
 fn start_binary(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run tollgate");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .unwrap();
-        if let Some(at) = line.find("http://") {
-            break line[at..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // The read end closes here: the server must go on answering when its
-    // log can no longer be written (a restarted log collector, a closed
-    // terminal).
+    let (child, address, lines) = crate::helpers::start_binary(dir, args);
     drop(lines);
     (child, address)
 }

@@ -527,33 +527,16 @@ async fn old_audit_events_are_removed_after_the_retention_period() {
 
 /// The binary, started on a seeded SQLite file; returns the child and its address.
 fn start_server(dir: &std::path::Path, database_url: &str) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args([
+    let (child, address, lines) = crate::helpers::start_binary(
+        dir,
+        &[
             "serve",
             "--bind",
             "127.0.0.1:0",
             "--database-url",
             database_url,
-        ])
-        .current_dir(dir)
-        .env("RUST_LOG", "info")
-        .env("TOLLGATE_LOG_FORMAT", "text")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run tollgate");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .unwrap();
-        if let Some(at) = line.find("http://") {
-            break line[at..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
+        ],
+    );
     // Keep reading the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, address)

@@ -276,6 +276,27 @@ impl TestApp {
     }
 
     /// Creates a token for `email` through the service and returns its secret.
+    /// Gives `email` the role `role` in the first workspace, as the Admin.
+    pub async fn set_role(&self, email: &str, role: &str) {
+        let admin = self
+            .core
+            .signed_in_user(tollgate::domain::UserId(self.user_id(ADMIN).await))
+            .await
+            .expect("load the Admin")
+            .expect("the Admin exists");
+        self.core
+            .set_member_role(
+                admin.memberships[0].workspace_id,
+                tollgate::domain::UserId(self.user_id(email).await),
+                role,
+                &tollgate::service::audit::AuditActor::user(&admin),
+                &Default::default(),
+                now(),
+            )
+            .await
+            .expect("set the role");
+    }
+
     pub async fn token_for(&self, email: &str, name: &str, scope: &str) -> (i64, String) {
         let id = self.user_id(email).await;
         let user = self
@@ -481,4 +502,44 @@ pub async fn api(
 
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
+}
+
+/// Starts the `tollgate` binary with `args` in `dir`, waits for the line in
+/// which it says where it listens, and returns the child, that address and
+/// the rest of its log (drop it to close the pipe, or drain it).
+pub fn start_binary(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .env("TOLLGATE_LOG_FORMAT", "text")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tollgate");
+    let stderr = child.stderr.take().expect("the server's log");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .expect("a log line");
+        if let Some(at) = line.find("http://") {
+            break line[at..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    (child, address, lines)
 }

@@ -19,7 +19,7 @@ use tollgate::startup::{Application, now};
 use tollgate::storage::Db;
 
 use crate::each_backend;
-use crate::helpers::{ADMIN, Backend, TestApp, WRITER, bearer, postgres_url, test_config};
+use crate::helpers::{Backend, WRITER, bearer, postgres_url, test_config};
 
 /// Another server on the same database (or on `database_url`), as behind a
 /// load balancer.
@@ -85,26 +85,6 @@ async fn warm_at(address: &str, core: &Tollgate, token: &str) {
     panic!("the cache of {address} never answered");
 }
 
-async fn set_role(app: &TestApp, email: &str, role: &str) {
-    let admin = app
-        .core
-        .signed_in_user(tollgate::domain::UserId(app.user_id(ADMIN).await))
-        .await
-        .unwrap()
-        .unwrap();
-    app.core
-        .set_member_role(
-            admin.memberships[0].workspace_id,
-            tollgate::domain::UserId(app.user_id(email).await),
-            role,
-            &tollgate::service::audit::AuditActor::user(&admin),
-            &Default::default(),
-            now(),
-        )
-        .await
-        .unwrap();
-}
-
 each_backend! {
     async fn a_change_on_one_instance_is_refused_on_a_warm_other_instance_at_once(app) {
         let b = Instance::start(&app.database.url).await;
@@ -129,7 +109,7 @@ each_backend! {
         // Owner downgraded on A.
         let (_, token) = app.token_for(WRITER, "downgraded", "read-write").await;
         warm(&b, &token).await;
-        set_role(&app, WRITER, "read-only").await;
+        app.set_role(WRITER, "read-only").await;
         assert_eq!(b.me(&token).await, StatusCode::FORBIDDEN, "owner downgraded on A, token still accepted by B");
         b.stop().await;
     }
