@@ -227,7 +227,7 @@ async fn seed(url: &str, size: usize, dir: &Path) -> anyhow::Result<PathBuf> {
         workspace: None,
         password: PASSWORD,
     };
-    core.create_user(user, tollgate::startup::now())
+    core.create_user(user, tollgate::clock::now())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let pool = db.pool();

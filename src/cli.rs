@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::clock::now;
 use crate::config::{Config, redact_url};
 use crate::service::auth::NewUser;
 use crate::service::{ServiceError, Tollgate};
-use crate::startup::{Application, now};
+use crate::startup::Application;
 use crate::storage::Db;
 
 #[derive(Parser)]

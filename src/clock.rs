@@ -7,6 +7,13 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Unix seconds now, from the system clock: for the places that read the
+/// time of a request (handlers, extractors, the session store). Code that
+/// decides by time takes a `Clock` instead.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 pub trait Clock: Send + Sync + 'static {
     /// Unix seconds now.
     fn unix(&self) -> i64;

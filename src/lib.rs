@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod request;
 pub mod service;
 pub mod startup;
 pub mod storage;

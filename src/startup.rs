@@ -17,20 +17,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::service::Tollgate;
 use crate::storage::{self, Db};
 use crate::web::session::DbSessionStore;
 use crate::{api, web as pages};
-
-/// Unix seconds now. Services take time as an argument; this is where the
-/// web layer reads the clock.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// The one-time code that guards `/setup`, present only while no user exists.
-pub struct SetupCode(pub Option<String>);
 
 pub struct Application {
     address: SocketAddr,
@@ -93,7 +85,7 @@ impl Application {
         }
 
         let config = web::Data::new(config);
-        let setup = web::Data::new(SetupCode(setup_code.clone()));
+        let setup = web::Data::new(pages::pages::SetupCode(setup_code.clone()));
         let reveal_key = web::Data::new(pages::reveal::RevealKey(key.clone()));
         let server_app = app.clone();
         let workers = config.workers.unwrap_or_else(|| {

@@ -14,10 +14,10 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::future::LocalBoxFuture;
 
 use crate::api::errors::ApiError;
+use crate::clock::now;
 use crate::domain::PlainToken;
 use crate::service::token_cache::AuthFailure;
 use crate::service::{Principal, Tollgate};
-use crate::startup::now;
 
 /// The token-authenticated caller of an API request.
 pub struct ApiCaller(pub Principal);
@@ -71,7 +71,7 @@ impl FromRequest for ApiCaller {
         // foreign `Origin` gives such a request away.
         let from_another_site = req
             .app_data::<Data<crate::config::Config>>()
-            .is_none_or(|config| crate::web::extractors::from_another_site(req, config));
+            .is_none_or(|config| crate::request::from_another_site(req, config));
         Box::pin(async move {
             let app = app.ok_or_else(|| {
                 ApiError::from(crate::service::ServiceError::Unexpected(anyhow::anyhow!(

@@ -10,10 +10,10 @@ use crate::api::dto::{
 };
 use crate::api::openapi::{BadBody, BadQuery, Forbidden, NotFound, TooLarge, Unauthorized};
 use crate::api::{ApiCaller, ApiError};
+use crate::clock::now;
 use crate::domain::{TokenId, UserId};
+use crate::request::request_meta;
 use crate::service::Tollgate;
-use crate::startup::now;
-use crate::web::extractors::request_meta;
 
 type App = web::Data<Tollgate>;
 

@@ -116,7 +116,7 @@ impl Tollgate {
         before: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Page<AuditRow>, ServiceError> {
-        crate::service::tokens::require(caller, crate::domain::Role::Admin)?;
+        caller.require(crate::domain::Role::Admin)?;
         self.audit_log(caller.workspace_id, before, limit).await
     }
 }

@@ -141,7 +141,7 @@ impl Tollgate {
             Err(_) => None,
         };
         if let Err(retry_after) = self.throttle.attempt(key, now) {
-            crate::metrics::throttled("sign_in");
+            crate::service::measure::throttled("sign_in");
             self.record_failed_sign_in(user.as_ref(), meta, now).await?;
             return Err(too_many(
                 retry_after,
@@ -261,7 +261,7 @@ impl Tollgate {
             &user.id.0.to_string(),
         );
         if let Err(retry_after) = self.throttle.attempt(key, now) {
-            crate::metrics::throttled("current_password");
+            crate::service::measure::throttled("current_password");
             return Err(too_many(
                 retry_after,
                 "Too many wrong current passwords. Try again in {} minute(s).",

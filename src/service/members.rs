@@ -9,7 +9,6 @@ use crate::service::audit::{self, AuditActor, Event};
 use crate::service::auth::{parse_display_name, too_many};
 use crate::service::{
     Page, Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, throttle,
-    tokens::require,
 };
 use crate::storage::invitations::{InvitationRow, NewInvitation};
 use crate::storage::organizations::MemberRow;
@@ -67,7 +66,7 @@ impl Tollgate {
         after: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Page<MemberRow>, ServiceError> {
-        require(caller, Role::Admin)?;
+        caller.require(Role::Admin)?;
         self.members(caller.workspace_id, after, limit).await
     }
 

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod measure;
 pub mod members;
 pub mod passwords;
 pub mod throttle;
@@ -180,5 +181,22 @@ impl<T> Page<T> {
             items: rows,
             next_cursor,
         }
+    }
+}
+
+impl Principal {
+    /// Refuses a token whose scope (or owner's role) is below `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), ServiceError> {
+        if self.effective() >= needed {
+            return Ok(());
+        }
+        Err(ServiceError::forbidden(
+            "insufficient_scope",
+            format!(
+                "This needs a token with the {} scope; this token has {}.",
+                needed.label(),
+                self.effective().label()
+            ),
+        ))
     }
 }

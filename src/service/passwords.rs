@@ -66,7 +66,7 @@ async fn with_slot<T: Send + 'static>(
     work: impl FnOnce(&mut Blocks) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let slots = slots();
-    let queued = crate::metrics::HashQueued::enter();
+    let queued = crate::service::measure::HashQueued::enter();
     let _permit = tokio::time::timeout(Duration::from_secs(10), slots.permits.acquire())
         .await
         .map_err(|_| anyhow::Error::new(Busy))?

@@ -194,7 +194,7 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<TokenRow, ServiceError> {
-        require(caller, Role::ReadWrite)?;
+        caller.require(Role::ReadWrite)?;
         let actor = AuditActor::token(caller);
         self.delete_token_of(
             caller.user_id,
@@ -315,7 +315,7 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<IssuedToken, ServiceError> {
-        require(caller, Role::ReadWrite)?;
+        caller.require(Role::ReadWrite)?;
         let token = PlainToken::generate();
         let mut tx = self.db.begin().await?;
         lock_user_tokens(&mut tx, caller.user_id).await?;
@@ -365,7 +365,7 @@ impl Tollgate {
         after: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Page<TokenRow>, ServiceError> {
-        require(caller, Role::ReadOnly)?;
+        caller.require(Role::ReadOnly)?;
         let limit = clamp_limit(limit);
         let rows = storage::tokens::page_for_member(
             self.db.pool(),
@@ -456,7 +456,7 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<usize, ServiceError> {
-        require(caller, Role::Admin)?;
+        caller.require(Role::Admin)?;
         self.revoke_workspace_tokens(
             caller.workspace_id,
             member,
@@ -474,7 +474,7 @@ impl Tollgate {
         after: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Page<TokenRow>, ServiceError> {
-        require(caller, Role::Admin)?;
+        caller.require(Role::Admin)?;
         self.workspace_tokens(caller.workspace_id, after, limit)
             .await
     }
@@ -487,21 +487,6 @@ impl Tollgate {
         self.tokens.after_commit(ticket).await;
         Ok(())
     }
-}
-
-/// Refuses a token whose scope (or owner's role) is below `needed`.
-pub fn require(caller: &Principal, needed: Role) -> Result<(), ServiceError> {
-    if caller.effective() >= needed {
-        return Ok(());
-    }
-    Err(ServiceError::forbidden(
-        "insufficient_scope",
-        format!(
-            "This needs a token with the {} scope; this token has {}.",
-            needed.label(),
-            caller.effective().label()
-        ),
-    ))
 }
 
 async fn lock_user_tokens(tx: &mut Tx, user: UserId) -> Result<(), ServiceError> {

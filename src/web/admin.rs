@@ -7,14 +7,15 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{Role, TokenId, UserId};
+use crate::request::request_origin;
 use crate::service::audit::AuditActor;
 use crate::service::members::Invitation;
 use crate::service::{Membership, ServiceError, SignedInUser, Tollgate};
-use crate::startup::now;
 use crate::web::errors::PageError;
-use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser, request_origin};
+use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};
 use crate::web::pages::EmptyForm;
 use crate::web::tokens::{ConfirmPage, TokenView, revoke_all_message};
 use crate::web::{Layout, flash, format_time, ok, render, see_other, urls};

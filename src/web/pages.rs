@@ -6,15 +6,18 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::clock::now;
 use crate::service::auth::SetupInput;
 use crate::service::members::AcceptInput;
 use crate::service::throttle;
 use crate::service::{ServiceError, Tollgate};
-use crate::startup::{SetupCode, now};
 use crate::web::errors::PageError;
 use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser, SEEN_AT, SIGNED_IN_AT};
 use crate::web::session::USER_ID;
 use crate::web::{Layout, flash, ok, render, see_other, urls};
+
+/// The one-time code that guards `/setup`, present only while no user exists.
+pub struct SetupCode(pub Option<String>);
 
 type App = web::Data<Tollgate>;
 

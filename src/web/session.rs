@@ -15,8 +15,8 @@ use actix_web::cookie::time::Duration;
 use anyhow::Context;
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::clock::now;
 use crate::domain::sha256_hex;
-use crate::startup::now;
 use crate::storage::{self, Db};
 
 /// The session key under which the signed-in user's id is kept.

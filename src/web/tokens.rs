@@ -10,11 +10,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{Expiry, Role, TokenId, display_hint};
 use crate::service::tokens::{GenerateRequest, IssuedToken};
 use crate::service::{ServiceError, SignedInUser, Tollgate};
-use crate::startup::now;
 use crate::storage::tokens::TokenRow;
 use crate::web::errors::PageError;
 use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};

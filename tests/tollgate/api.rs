@@ -6,7 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tollgate::startup::{Application, now};
+use tollgate::clock::now;
+use tollgate::startup::Application;
 
 use crate::each_backend;
 use crate::helpers::{ADMIN, Page, READER, TestApp, WRITER, api, bearer, read, test_config};

@@ -220,7 +220,7 @@ each_backend! {
         let reader_id = app.user_id(READER).await;
         // A token whose owner is then disabled: refused with 403 everywhere.
         let disabled = "disabled@example.com";
-        app.core.create_user(tollgate::service::auth::NewUser { email: disabled, name: None, role: "read-write", workspace: None, password: crate::helpers::PASSWORD }, tollgate::startup::now()).await.unwrap();
+        app.core.create_user(tollgate::service::auth::NewUser { email: disabled, name: None, role: "read-write", workspace: None, password: crate::helpers::PASSWORD }, tollgate::clock::now()).await.unwrap();
         let (_, disabled_token) = app.token_for(disabled, "owner disabled", "read-write").await;
         sqlx::query("UPDATE users SET disabled_at = 1 WHERE email = $1").bind(disabled).execute(app.db().pool()).await.unwrap();
         let mut n = 0;

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use tollgate::clock::now;
 use tollgate::domain::UserId;
 use tollgate::service::Tollgate;
 use tollgate::service::auth::NewUser;
 use tollgate::service::tokens::GenerateRequest;
-use tollgate::startup::now;
 use tollgate::storage::Db;
 
 use crate::helpers::{ADMIN, Backend, PASSWORD, TestClient, TestDatabase, backends, bearer, seed};

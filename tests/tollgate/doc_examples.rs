@@ -110,7 +110,7 @@ async fn member(app: &TestApp, email: &str) -> String {
             password: crate::helpers::PASSWORD,
         };
         app.core
-            .create_user(user, tollgate::startup::now())
+            .create_user(user, tollgate::clock::now())
             .await
             .unwrap();
     }

@@ -4,8 +4,8 @@
 //! request changed nothing.
 
 use reqwest::{Method, StatusCode};
+use tollgate::clock::now;
 use tollgate::service::auth::NewUser;
-use tollgate::startup::now;
 
 use crate::each_backend;
 use crate::helpers::{ADMIN, Backend, PASSWORD, READER, TestApp, TestClient, WRITER, api, bearer};

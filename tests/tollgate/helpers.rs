@@ -13,10 +13,11 @@ use actix_web::web::Data;
 use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::{Client, StatusCode};
 use scraper::{Html, Selector};
+use tollgate::clock::now;
 use tollgate::config::Config;
 use tollgate::service::Tollgate;
 use tollgate::service::auth::NewUser;
-use tollgate::startup::{Application, now};
+use tollgate::startup::Application;
 use tollgate::storage::Db;
 
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -13,9 +13,10 @@ use actix_web::web::Data;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tollgate::clock::now;
 use tollgate::service::Tollgate;
 use tollgate::service::token_cache::CacheStats;
-use tollgate::startup::{Application, now};
+use tollgate::startup::Application;
 use tollgate::storage::Db;
 
 use crate::each_backend;

@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
 use reqwest::{Method, StatusCode};
+use tollgate::clock::now;
 use tollgate::service::auth::NewUser;
-use tollgate::startup::now;
 
 use crate::each_backend;
 use crate::helpers::{ADMIN, PASSWORD, READER, TestApp, WRITER, api, bearer};
