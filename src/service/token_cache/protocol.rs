@@ -379,6 +379,23 @@ mod tests {
         p
     }
 
+    /// Instances a, b and c on one bus and clock, each having heard every
+    /// heartbeat: all three trust their caches and know each other.
+    fn three_live_instances() -> (Arc<ManualClock>, Bus, [Protocol; 3]) {
+        let clock = Arc::new(ManualClock::new(0));
+        let bus = Bus::default();
+        let all = [
+            instance("a", &clock, &bus),
+            instance("b", &clock, &bus),
+            instance("c", &clock, &bus),
+        ];
+        for p in &all {
+            p.heartbeat();
+        }
+        deliver(&bus, &[&all[0], &all[1], &all[2]]);
+        (clock, bus, all)
+    }
+
     /// Delivers everything on the bus to `to`, again and again until quiet;
     /// returns how many instances cleared.
     fn deliver(bus: &Bus, to: &[&Protocol]) -> usize {
@@ -444,17 +461,7 @@ mod tests {
 
     #[test]
     fn a_change_is_answered_once_every_live_peer_has_acknowledged() {
-        let clock = Arc::new(ManualClock::new(0));
-        let bus = Bus::default();
-        let (a, b, c) = (
-            instance("a", &clock, &bus),
-            instance("b", &clock, &bus),
-            instance("c", &clock, &bus),
-        );
-        for p in [&a, &b, &c] {
-            p.heartbeat();
-        }
-        deliver(&bus, &[&a, &b, &c]);
+        let (clock, bus, [a, b, c]) = three_live_instances();
         a.register(41);
         let committed = clock.monotonic();
         assert_eq!(
@@ -476,17 +483,7 @@ mod tests {
 
     #[test]
     fn a_missing_acknowledgement_holds_the_answer_until_the_peer_distrusts_its_cache() {
-        let clock = Arc::new(ManualClock::new(0));
-        let bus = Bus::default();
-        let (a, b, c) = (
-            instance("a", &clock, &bus),
-            instance("b", &clock, &bus),
-            instance("c", &clock, &bus),
-        );
-        for p in [&a, &b, &c] {
-            p.heartbeat();
-        }
-        deliver(&bus, &[&a, &b, &c]);
+        let (clock, bus, [a, b, c]) = three_live_instances();
         assert!(c.trusted());
         clock.advance(MS(100));
         // C's listener stalls from here on: it hears nothing more.
