@@ -17,10 +17,11 @@ use crate::api::errors::ApiError;
 use crate::clock::now;
 use crate::domain::PlainToken;
 use crate::service::token_cache::AuthFailure;
-use crate::service::{Principal, Tollgate};
+use crate::service::{Actor, Tollgate};
 
-/// The token-authenticated caller of an API request.
-pub struct ApiCaller(pub Principal);
+/// The token-authenticated caller of an API request, as the actor of the
+/// services its handler calls.
+pub struct ApiCaller(pub Actor);
 
 /// The credentials an `Authorization` header carries.
 #[derive(Debug, PartialEq, Eq)]
@@ -121,7 +122,7 @@ impl FromRequest for ApiCaller {
                     "The user name must be the email of the token's owner.",
                 ));
             }
-            Ok(ApiCaller(principal))
+            Ok(ApiCaller(Actor::Token(principal)))
         })
     }
 }

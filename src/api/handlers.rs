@@ -13,7 +13,7 @@ use crate::api::{ApiCaller, ApiError};
 use crate::clock::now;
 use crate::domain::{TokenId, UserId};
 use crate::request::request_meta;
-use crate::service::Tollgate;
+use crate::service::{Actor, Tollgate};
 
 type App = web::Data<Tollgate>;
 
@@ -73,8 +73,14 @@ fn page<T, R>(rows: &[R], next: Option<i64>, map: impl Fn(&R) -> T) -> Page<T> {
     summary = "The caller: user, workspace, role and token",
     description = "Needs any valid token.",
     responses((status = 200, description = "The caller", body = MeDto), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
-pub async fn me(ApiCaller(caller): ApiCaller) -> HttpResponse {
-    HttpResponse::Ok().json(MeDto::from(&caller))
+pub async fn me(ApiCaller(caller): ApiCaller) -> Result<HttpResponse, ApiError> {
+    let Actor::Token(principal) = &caller else {
+        return Err(ApiError::unauthorized(
+            "missing_token",
+            "Send a token: `Authorization: Bearer <token>`.",
+        ));
+    };
+    Ok(HttpResponse::Ok().json(MeDto::from(principal)))
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "listTokens",
@@ -88,7 +94,7 @@ pub async fn list_tokens(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
-    let result = app.api_own_tokens(&caller, cursor, limit).await?;
+    let result = app.own_tokens_page(&caller, cursor, limit).await?;
     Ok(
         HttpResponse::Ok().json(page(&result.items, result.next_cursor, |t| {
             TokenDto::from(t)
@@ -109,7 +115,7 @@ pub async fn delete_token(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
-    app.api_delete_token(&caller, TokenId(id), &request_meta(&req), now())
+    app.delete_own_token(&caller, TokenId(id), &request_meta(&req), now())
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -145,7 +151,8 @@ pub async fn members(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
-    let result = app.api_members(&caller, cursor, limit).await?;
+    let ws = caller.admin_workspace(None)?;
+    let result = app.members(&caller, ws.workspace_id, cursor, limit).await?;
     Ok(
         HttpResponse::Ok().json(page(&result.items, result.next_cursor, |m| {
             MemberDto::from(m)
@@ -164,7 +171,10 @@ pub async fn workspace_tokens(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
-    let result = app.api_workspace_tokens(&caller, cursor, limit).await?;
+    let ws = caller.admin_workspace(None)?;
+    let result = app
+        .workspace_tokens(&caller, ws.workspace_id, cursor, limit)
+        .await?;
     Ok(
         HttpResponse::Ok().json(page(&result.items, result.next_cursor, |t| {
             TokenDto::from(t)
@@ -207,8 +217,9 @@ pub async fn revoke_workspace_tokens(
             .user_id
     };
     let member = member.map(UserId);
+    let ws = caller.admin_workspace(None)?;
     let revoked = app
-        .api_revoke_workspace_tokens(&caller, member, &request_meta(&req), now())
+        .revoke_workspace_tokens(&caller, ws.workspace_id, member, &request_meta(&req), now())
         .await?;
     Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
 }
@@ -224,7 +235,10 @@ pub async fn audit_log(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
-    let result = app.api_audit_log(&caller, cursor, limit).await?;
+    let ws = caller.admin_workspace(None)?;
+    let result = app
+        .audit_log(&caller, ws.workspace_id, cursor, limit)
+        .await?;
     let next_cursor = result.next_cursor.map(|c| c.to_string());
     Ok(HttpResponse::Ok().json(Page {
         data: result.items.into_iter().map(AuditEventDto::from).collect(),

@@ -3,7 +3,7 @@
 
 use crate::domain::WorkspaceId;
 use crate::service::{
-    Page, Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit,
+    Actor, Page, Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit,
 };
 use crate::storage::audit::{AuditRow, NewAuditEvent};
 use crate::storage::{self, Tx};
@@ -91,13 +91,15 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 impl Tollgate {
-    /// The audit log of a workspace; the caller has checked the Admin role.
+    /// The audit log of a workspace, for its Admins (pages and API alike).
     pub async fn audit_log(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         before: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Page<AuditRow>, ServiceError> {
+        actor.require_admin(workspace)?;
         let limit = clamp_limit(limit);
         let events = storage::audit::page(
             self.db.pool(),
@@ -107,16 +109,5 @@ impl Tollgate {
         )
         .await?;
         Ok(Page::from_overfetch(events, limit, |e| e.id))
-    }
-
-    /// `GET /api/v1/audit-log` with an Admin token.
-    pub async fn api_audit_log(
-        &self,
-        caller: &Principal,
-        before: Option<i64>,
-        limit: Option<i64>,
-    ) -> Result<Page<AuditRow>, ServiceError> {
-        caller.require(crate::domain::Role::Admin)?;
-        self.audit_log(caller.workspace_id, before, limit).await
     }
 }

@@ -6,7 +6,7 @@ use crate::domain::{
 };
 use crate::service::audit::{self, AuditActor, Event};
 use crate::service::{
-    Membership, RequestMeta, ServiceError, SignedInUser, Tollgate, passwords, throttle,
+    Actor, Membership, RequestMeta, ServiceError, SignedInUser, Tollgate, passwords, throttle,
 };
 use crate::storage::{self, Tx};
 
@@ -239,13 +239,19 @@ impl Tollgate {
     /// session of the user (the caller renews its own session afterwards).
     pub async fn change_password(
         &self,
-        user: &SignedInUser,
+        actor: &Actor,
         current: &str,
         new: &str,
         confirm: &str,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<(), ServiceError> {
+        let user = actor.signed_in().ok_or_else(|| {
+            ServiceError::forbidden(
+                "members_only",
+                "Only a member signed in to the dashboard can change their password.",
+            )
+        })?;
         let current =
             Password::parse(current).map_err(|e| ServiceError::invalid("current_password", e))?;
         let new = NewPassword::parse(new).map_err(|e| ServiceError::invalid("new_password", e))?;
@@ -288,7 +294,7 @@ impl Tollgate {
             target_label: &user.email,
             detail: "",
         };
-        audit::record(&mut tx, &AuditActor::user(user), meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Members of a workspace: listing, invitations, roles and removal. Every
-//! function here is for Admins; the handlers pass the workspace the acting
-//! Admin administers.
+//! function here is for Admins of the workspace: the actor is checked when
+//! the request starts, and again inside the transaction of every change.
 
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -8,7 +8,7 @@ use crate::domain::{Email, NewPassword, Role, UserId, WorkspaceId, sha256_hex};
 use crate::service::audit::{self, AuditActor, Event};
 use crate::service::auth::{parse_display_name, too_many};
 use crate::service::{
-    Page, Principal, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, throttle,
+    Actor, Page, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, throttle,
 };
 use crate::storage::invitations::{InvitationRow, NewInvitation};
 use crate::storage::organizations::MemberRow;
@@ -42,12 +42,15 @@ fn already_a_member(email: &Email) -> ServiceError {
 }
 
 impl Tollgate {
+    /// The members of a workspace, for its Admins (pages and API alike).
     pub async fn members(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         after: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Page<MemberRow>, ServiceError> {
+        actor.require_admin(workspace)?;
         let limit = clamp_limit(limit);
         let members = storage::organizations::members_of_workspace(
             self.db.pool(),
@@ -59,42 +62,37 @@ impl Tollgate {
         Ok(Page::from_overfetch(members, limit, |m| m.user_id))
     }
 
-    /// `GET /api/v1/members` with an Admin token.
-    pub async fn api_members(
-        &self,
-        caller: &Principal,
-        after: Option<i64>,
-        limit: Option<i64>,
-    ) -> Result<Page<MemberRow>, ServiceError> {
-        caller.require(Role::Admin)?;
-        self.members(caller.workspace_id, after, limit).await
-    }
-
     pub async fn pending_invitations(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         now: i64,
     ) -> Result<Vec<InvitationRow>, ServiceError> {
+        actor.require_admin(workspace)?;
         Ok(storage::invitations::pending_for_workspace(self.db.pool(), workspace.0, now).await?)
     }
 
-    /// Admins of a workspace, for the "ask your Admin" help line.
+    /// Admins of a workspace, for the "ask your Admin" help line of its
+    /// members.
     pub async fn admin_contacts(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
     ) -> Result<Vec<(String, String)>, ServiceError> {
+        actor.require(workspace, Role::ReadOnly)?;
         Ok(storage::organizations::admin_contacts(self.db.pool(), workspace.0).await?)
     }
 
     pub async fn invite_member(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         email: &str,
         role: &str,
-        actor: &AuditActor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<Invitation, ServiceError> {
+        actor.require_admin(workspace)?;
         let email = Email::parse(email).map_err(|e| ServiceError::invalid("email", e))?;
         let role: Role = role.parse().map_err(|e| ServiceError::invalid("role", e))?;
         if let Some(user) = storage::users::find_by_email(self.db.pool(), email.as_str()).await?
@@ -109,12 +107,13 @@ impl Tollgate {
         }
         let code = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let mut tx = self.db.begin().await?;
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let invitation = NewInvitation {
             workspace_id: workspace.0,
             email: email.as_str(),
             role,
             code_digest: &sha256_hex(&code),
-            invited_by: actor.user_id.unwrap_or_default(),
+            invited_by: actor.user_id().0,
             created_at: now,
             expires_at: now + INVITATION_DAYS * 86_400,
         };
@@ -126,7 +125,7 @@ impl Tollgate {
             target_label: email.as_str(),
             detail: role.label(),
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         tx.commit().await?;
         Ok(Invitation {
             code,
@@ -161,10 +160,12 @@ impl Tollgate {
     /// A pending invitation of the workspace, for the cancel confirmation.
     pub async fn pending_invitation(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         id: i64,
         now: i64,
     ) -> Result<InvitationRow, ServiceError> {
+        actor.require_admin(workspace)?;
         storage::invitations::find_pending(self.db.pool(), workspace.0, id, now)
             .await?
             .ok_or(ServiceError::NotFound)
@@ -173,18 +174,19 @@ impl Tollgate {
     /// Cancels a pending invitation: its link stops working at once.
     pub async fn cancel_invitation(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         id: i64,
-        actor: &AuditActor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<InvitationRow, ServiceError> {
-        let invitation = self.pending_invitation(workspace, id, now).await?;
+        let invitation = self.pending_invitation(actor, workspace, id, now).await?;
         let mut tx = self.db.begin().await?;
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         if !storage::invitations::delete_pending(&mut *tx, workspace.0, id).await? {
             return Err(ServiceError::NotFound);
         }
-        let role = storage::organizations::role_of(&invitation.role);
+        let role = invitation.role();
         let event = Event {
             workspace_id: Some(workspace),
             action: "member.invitation_cancelled",
@@ -192,7 +194,7 @@ impl Tollgate {
             target_label: &invitation.email,
             detail: role.label(),
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         tx.commit().await?;
         Ok(invitation)
     }
@@ -251,7 +253,7 @@ impl Tollgate {
             }
             (None, None) => return Err(ServiceError::NotFound),
         };
-        let role = storage::organizations::role_of(&invitation.role);
+        let role = invitation.role();
         storage::organizations::insert_membership(
             &mut *tx,
             invitation.workspace_id,
@@ -285,16 +287,19 @@ impl Tollgate {
     /// member's tokens stop working, and scopes above the new role are capped.
     pub async fn set_member_role(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         member: UserId,
         role: &str,
-        actor: &AuditActor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<(), ServiceError> {
+        actor.require_admin(workspace)?;
         let role: Role = role.parse().map_err(|e| ServiceError::invalid("role", e))?;
         let mut tx = self.db.begin().await?;
-        storage::organizations::lock_memberships(&mut *tx).await?;
+        // Still an Admin now, under the lock every role change takes: of two
+        // Admins demoting each other at once, the second finds itself demoted.
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
@@ -316,21 +321,22 @@ impl Tollgate {
             target_label: &target.email,
             detail: &detail,
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await
     }
 
     /// Removes a member from a workspace and deletes their tokens there.
     pub async fn remove_member(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         member: UserId,
-        actor: &AuditActor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<(), ServiceError> {
+        actor.require_admin(workspace)?;
         let mut tx = self.db.begin().await?;
-        storage::organizations::lock_memberships(&mut *tx).await?;
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
@@ -352,7 +358,7 @@ impl Tollgate {
             target_label: &target.email,
             detail: "",
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await
     }
 
@@ -360,35 +366,39 @@ impl Tollgate {
     /// sign in, their sessions end, and their tokens are refused.
     pub async fn set_member_disabled(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         member: UserId,
         disabled: bool,
-        actor: &AuditActor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<(), ServiceError> {
-        if actor.user_id == Some(member.0) {
+        actor.require_admin(workspace)?;
+        if actor.user_id() == member {
             return Err(ServiceError::Conflict {
                 field: "member",
                 message: "You can not disable your own account.".to_owned(),
             });
         }
         let mut tx = self.db.begin().await?;
-        storage::organizations::lock_memberships(&mut *tx).await?;
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
         // An account spans workspaces: only someone who administers every
         // workspace the member belongs to may switch it off or on, and no
         // workspace may lose its last active Admin.
-        let actor_memberships = match actor.user_id {
-            Some(id) => storage::organizations::memberships_of_user(&mut *tx, id).await?,
-            None => Vec::new(),
-        };
+        // A token acts in its own workspace only.
+        let actor_memberships =
+            storage::organizations::memberships_of_user(&mut *tx, actor.user_id().0).await?;
         for membership in storage::organizations::memberships_of_user(&mut *tx, member.0).await? {
-            let administers = actor_memberships
-                .iter()
-                .any(|m| m.workspace_id == membership.workspace_id && m.role() == Role::Admin);
+            let administers = actor_memberships.iter().any(|m| {
+                m.workspace_id == membership.workspace_id
+                    && m.role() == Role::Admin
+                    && actor
+                        .token_workspace()
+                        .is_none_or(|w| w.0 == m.workspace_id)
+            });
             if !administers {
                 return Err(ServiceError::forbidden(
                     "not_admin_of_every_workspace",
@@ -425,7 +435,7 @@ impl Tollgate {
             target_label: &target.email,
             detail: "",
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await
     }
 }

@@ -3,6 +3,7 @@
 //! argument so that expiry is testable without sleeping, and know nothing of
 //! HTTP.
 
+pub mod actor;
 pub mod audit;
 pub mod auth;
 pub mod measure;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use crate::domain::{Role, UserId, ValidationError, WorkspaceId};
 use crate::storage::Db;
 
+pub use actor::Actor;
 pub use token_cache::{Principal, TokenCache};
 
 /// The application core: what every handler gets.
@@ -181,22 +183,5 @@ impl<T> Page<T> {
             items: rows,
             next_cursor,
         }
-    }
-}
-
-impl Principal {
-    /// Refuses a token whose scope (or owner's role) is below `needed`.
-    pub fn require(&self, needed: Role) -> Result<(), ServiceError> {
-        if self.effective() >= needed {
-            return Ok(());
-        }
-        Err(ServiceError::forbidden(
-            "insufficient_scope",
-            format!(
-                "This needs a token with the {} scope; this token has {}.",
-                needed.label(),
-                self.effective().label()
-            ),
-        ))
     }
 }

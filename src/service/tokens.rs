@@ -3,15 +3,14 @@
 //! Permission rules live here: only Read-Write and Admin members create
 //! tokens; a token's scope never exceeds its owner's role; members see and
 //! delete only their own tokens (anything else is "not found"); Admins may
-//! list and revoke every token of a workspace they administer.
+//! list and revoke every token of a workspace they administer. A token acting
+//! on the API sees and changes only what is in its own workspace.
 
 use crate::domain::{
     Expiry, PlainToken, Role, Scope, TokenId, TokenName, UserId, ValidationError, WorkspaceId,
 };
-use crate::service::audit::{self, AuditActor, Event};
-use crate::service::{
-    Page, Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit,
-};
+use crate::service::audit::{self, Event};
+use crate::service::{Actor, Page, RequestMeta, ServiceError, Tollgate, clamp_limit};
 use crate::storage::tokens::{NewToken, TokenRow};
 use crate::storage::{self, Tx};
 
@@ -50,29 +49,70 @@ fn cannot_create() -> ServiceError {
     )
 }
 
+fn members_only() -> ServiceError {
+    ServiceError::forbidden(
+        "members_only",
+        "Only a member signed in to the dashboard can do this.",
+    )
+}
+
+/// Whose tokens the actor sees as its own, and in which workspace: a member
+/// all of theirs, a token its owner's in its own workspace.
+fn own_view(actor: &Actor) -> Result<(UserId, Option<WorkspaceId>), ServiceError> {
+    if let Some(workspace) = actor.token_workspace() {
+        actor.require(workspace, Role::ReadOnly)?;
+    }
+    Ok((actor.user_id(), actor.token_workspace()))
+}
+
 impl Tollgate {
-    /// Every token of the signed-in member, newest first.
-    pub async fn own_tokens(&self, user: &SignedInUser) -> Result<Vec<TokenRow>, ServiceError> {
-        Ok(storage::tokens::list_for_user(self.db.pool(), user.id.0).await?)
+    /// Every token the actor owns (a token: in its workspace), newest first:
+    /// the tokens tab lists them all.
+    pub async fn own_tokens(&self, actor: &Actor) -> Result<Vec<TokenRow>, ServiceError> {
+        let (owner, workspace) = own_view(actor)?;
+        let mut rows = storage::tokens::list_for_user(self.db.pool(), owner.0).await?;
+        rows.retain(|t| workspace.is_none_or(|w| w.0 == t.workspace_id));
+        Ok(rows)
     }
 
-    pub async fn own_token(
+    /// The same tokens, a page at a time in the order they were made (the
+    /// API's cursor paging).
+    pub async fn own_tokens_page(
         &self,
-        user: &SignedInUser,
-        id: TokenId,
-    ) -> Result<TokenRow, ServiceError> {
-        storage::tokens::find_for_user(self.db.pool(), user.id.0, id.0)
+        actor: &Actor,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Page<TokenRow>, ServiceError> {
+        let (owner, workspace) = own_view(actor)?;
+        let limit = clamp_limit(limit);
+        let (pool, after) = (self.db.pool(), after.unwrap_or(0));
+        let rows = match workspace {
+            Some(w) => {
+                storage::tokens::page_for_member(pool, owner.0, w.0, after, limit + 1).await?
+            }
+            None => storage::tokens::page_for_user(pool, owner.0, after, limit + 1).await?,
+        };
+        Ok(page_of(rows, limit))
+    }
+
+    pub async fn own_token(&self, actor: &Actor, id: TokenId) -> Result<TokenRow, ServiceError> {
+        let (owner, workspace) = own_view(actor)?;
+        storage::tokens::find_for_user(self.db.pool(), owner.0, id.0)
             .await?
+            .filter(|t| workspace.is_none_or(|w| w.0 == t.workspace_id))
             .ok_or(ServiceError::NotFound)
     }
 
+    /// A member generates a token in one of their workspaces, with a scope
+    /// up to their role there.
     pub async fn generate_token(
         &self,
-        user: &SignedInUser,
+        actor: &Actor,
         request: &GenerateRequest,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<IssuedToken, ServiceError> {
+        let user = actor.signed_in().ok_or_else(members_only)?;
         let membership = match request.workspace.as_deref().filter(|w| !w.is_empty()) {
             Some(raw) => {
                 let id: i64 = raw.parse().map_err(|_| {
@@ -120,6 +160,15 @@ impl Tollgate {
         let token = PlainToken::generate();
         let digest = token.digest();
         let mut tx = self.db.begin().await?;
+        // The role the scope was checked against must still hold now.
+        actor
+            .confirm(
+                &mut tx,
+                membership.workspace_id,
+                scope.max(Role::ReadWrite),
+                now,
+            )
+            .await?;
         lock_user_tokens(&mut tx, user.id).await?;
         if storage::tokens::count_live(&mut *tx, user.id.0, now).await? >= MAX_LIVE_TOKENS {
             return Err(ServiceError::Conflict {
@@ -158,7 +207,7 @@ impl Tollgate {
             target_label: name.as_str(),
             detail: &detail,
         };
-        audit::record(&mut tx, &AuditActor::user(user), meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         let row = storage::tokens::find_for_user(&mut *tx, user.id.0, id)
             .await?
             .ok_or(ServiceError::NotFound)?;
@@ -172,53 +221,29 @@ impl Tollgate {
         })
     }
 
-    /// Deletes one of the member's own tokens; another member's token is
-    /// "not found", whether or not it exists.
+    /// Deletes one of the actor's own tokens: a member any of theirs, a
+    /// Read-Write token one of its owner's in its own workspace (possibly
+    /// itself). Anything else is "not found", whether or not it exists.
     pub async fn delete_own_token(
         &self,
-        user: &SignedInUser,
+        actor: &Actor,
         id: TokenId,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<TokenRow, ServiceError> {
-        self.delete_token_of(user.id, None, id, &AuditActor::user(user), meta, now)
-            .await
-    }
-
-    /// `DELETE /api/v1/tokens/{id}`: a Read-Write token deletes one of its
-    /// owner's tokens in its own workspace (possibly itself).
-    pub async fn api_delete_token(
-        &self,
-        caller: &Principal,
-        id: TokenId,
-        meta: &RequestMeta,
-        now: i64,
-    ) -> Result<TokenRow, ServiceError> {
-        caller.require(Role::ReadWrite)?;
-        let actor = AuditActor::token(caller);
-        self.delete_token_of(
-            caller.user_id,
-            Some(caller.workspace_id),
-            id,
-            &actor,
-            meta,
-            now,
-        )
-        .await
-    }
-
-    /// Deletes one of `owner`'s tokens, limited to `workspace` when given;
-    /// anything else is "not found".
-    async fn delete_token_of(
-        &self,
-        owner: UserId,
-        workspace: Option<WorkspaceId>,
-        id: TokenId,
-        actor: &AuditActor,
-        meta: &RequestMeta,
-        now: i64,
-    ) -> Result<TokenRow, ServiceError> {
+        let (owner, workspace) = own_view(actor)?;
+        if let Some(workspace) = workspace {
+            actor.require(workspace, Role::ReadWrite)?;
+        }
         let mut tx = self.db.begin().await?;
+        match workspace {
+            Some(workspace) => {
+                actor
+                    .confirm(&mut tx, workspace, Role::ReadWrite, now)
+                    .await?
+            }
+            None => actor.confirm_account(&mut tx, now).await?,
+        }
         lock_user_tokens(&mut tx, owner).await?;
         let row = storage::tokens::find_for_user(&mut *tx, owner.0, id.0)
             .await?
@@ -232,7 +257,7 @@ impl Tollgate {
             target_label: &row.name,
             detail: "",
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(row)
     }
@@ -240,13 +265,15 @@ impl Tollgate {
     /// An Admin revokes one token of a workspace they administer.
     pub async fn revoke_workspace_token(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         id: TokenId,
-        actor: &AuditActor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<TokenRow, ServiceError> {
+        actor.require_admin(workspace)?;
         let mut tx = self.db.begin().await?;
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let row = storage::tokens::find_in_workspace(&mut *tx, workspace.0, id.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
@@ -260,7 +287,7 @@ impl Tollgate {
             target_label: &row.name,
             detail: &detail,
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(row)
     }
@@ -269,11 +296,13 @@ impl Tollgate {
     /// at the moment of confirmation. Returns how many were revoked.
     pub async fn revoke_all_own(
         &self,
-        user: &SignedInUser,
+        actor: &Actor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<usize, ServiceError> {
+        let user = actor.signed_in().ok_or_else(members_only)?;
         let mut tx = self.db.begin().await?;
+        actor.confirm_account(&mut tx, now).await?;
         lock_user_tokens(&mut tx, user.id).await?;
         // One event per workspace, with that workspace's count: each
         // workspace's Admins see only what happened in theirs.
@@ -301,7 +330,7 @@ impl Tollgate {
                 target_label: &user.email,
                 detail: &detail,
             };
-            audit::record(&mut tx, &AuditActor::user(user), meta, event, now).await?;
+            audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         }
         self.commit_token_change(tx).await?;
         Ok(total)
@@ -311,13 +340,22 @@ impl Tollgate {
     /// and keeps its id, name, scope and expiry; the old secret stops working.
     pub async fn rotate_token(
         &self,
-        caller: &Principal,
+        actor: &Actor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<IssuedToken, ServiceError> {
-        caller.require(Role::ReadWrite)?;
+        let Actor::Token(caller) = actor else {
+            return Err(ServiceError::forbidden(
+                "token_only",
+                "Only a token can rotate itself: send it in the Authorization header.",
+            ));
+        };
+        actor.require(caller.workspace_id, Role::ReadWrite)?;
         let token = PlainToken::generate();
         let mut tx = self.db.begin().await?;
+        actor
+            .confirm(&mut tx, caller.workspace_id, Role::ReadWrite, now)
+            .await?;
         lock_user_tokens(&mut tx, caller.user_id).await?;
         // Only while the row still holds the secret this request presented:
         // of concurrent rotations with one secret exactly one wins, and the
@@ -347,7 +385,7 @@ impl Tollgate {
             target_label: &row.name,
             detail: "",
         };
-        audit::record(&mut tx, &AuditActor::token(caller), meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(IssuedToken {
             id: TokenId(row.id),
@@ -357,34 +395,15 @@ impl Tollgate {
         })
     }
 
-    /// `GET /api/v1/tokens`: the caller's tokens in the calling token's
-    /// workspace, metadata only.
-    pub async fn api_own_tokens(
-        &self,
-        caller: &Principal,
-        after: Option<i64>,
-        limit: Option<i64>,
-    ) -> Result<Page<TokenRow>, ServiceError> {
-        caller.require(Role::ReadOnly)?;
-        let limit = clamp_limit(limit);
-        let rows = storage::tokens::page_for_member(
-            self.db.pool(),
-            caller.user_id.0,
-            caller.workspace_id.0,
-            after.unwrap_or(0),
-            limit + 1,
-        )
-        .await?;
-        Ok(page_of(rows, limit))
-    }
-
     /// Every token of a workspace, for its Admins.
     pub async fn workspace_tokens(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         after: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Page<TokenRow>, ServiceError> {
+        actor.require_admin(workspace)?;
         let limit = clamp_limit(limit);
         let rows = storage::tokens::page_for_workspace(
             self.db.pool(),
@@ -398,22 +417,26 @@ impl Tollgate {
 
     pub async fn count_workspace_tokens(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
     ) -> Result<i64, ServiceError> {
+        actor.require_admin(workspace)?;
         Ok(storage::tokens::count_for_workspace(self.db.pool(), workspace.0).await?)
     }
 
-    /// Revokes every token of a workspace, or of one member in it. The caller
-    /// has checked that the actor administers the workspace.
+    /// An Admin (or an Admin token) revokes every token of a workspace, or
+    /// of one member in it.
     pub async fn revoke_workspace_tokens(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         member: Option<UserId>,
-        actor: &AuditActor,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<usize, ServiceError> {
+        actor.require_admin(workspace)?;
         let mut tx = self.db.begin().await?;
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let (revoked, target_label) = match member {
             Some(member) => {
                 let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
@@ -443,40 +466,9 @@ impl Tollgate {
             target_label: &target_label,
             detail: &detail,
         };
-        audit::record(&mut tx, actor, meta, event, now).await?;
+        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(revoked.len())
-    }
-
-    /// `POST /api/v1/workspace/tokens/revoke-all` with an Admin token.
-    pub async fn api_revoke_workspace_tokens(
-        &self,
-        caller: &Principal,
-        member: Option<UserId>,
-        meta: &RequestMeta,
-        now: i64,
-    ) -> Result<usize, ServiceError> {
-        caller.require(Role::Admin)?;
-        self.revoke_workspace_tokens(
-            caller.workspace_id,
-            member,
-            &AuditActor::token(caller),
-            meta,
-            now,
-        )
-        .await
-    }
-
-    /// `GET /api/v1/workspace/tokens` with an Admin token.
-    pub async fn api_workspace_tokens(
-        &self,
-        caller: &Principal,
-        after: Option<i64>,
-        limit: Option<i64>,
-    ) -> Result<Page<TokenRow>, ServiceError> {
-        caller.require(Role::Admin)?;
-        self.workspace_tokens(caller.workspace_id, after, limit)
-            .await
     }
 
     /// Commits a transaction that changed who may use which token, and makes

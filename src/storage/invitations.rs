@@ -24,6 +24,12 @@ pub struct InvitationRow {
     pub inviter_email: String,
 }
 
+impl InvitationRow {
+    pub fn role(&self) -> Role {
+        crate::storage::organizations::role_of(&self.role)
+    }
+}
+
 pub struct NewInvitation<'a> {
     pub workspace_id: i64,
     pub email: &'a str,

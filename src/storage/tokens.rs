@@ -137,6 +137,24 @@ pub async fn list_for_user<'e>(
     .await
 }
 
+/// One page of a user's tokens in every workspace, by ascending id after `after`.
+pub async fn page_for_user<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    user_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        select_row!(),
+        " WHERE t.user_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"
+    ))
+    .bind(user_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
 /// One page of a member's tokens in one workspace, by ascending id after `after`.
 pub async fn page_for_member<'e>(
     ex: impl Executor<'e, Database = Any>,

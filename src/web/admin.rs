@@ -1,5 +1,7 @@
-//! The Admin pages: Members, Workspace tokens, Audit log. Each handler first
-//! finds the workspace the signed-in member administers; anyone else gets 403.
+//! The Admin pages: Members, Workspace tokens, Audit log. Each handler asks
+//! the actor which workspace the page is about (`?workspace=`, else the first
+//! one they administer), and the services decide what the actor may do
+//! there: anyone but an Admin of it gets 403.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -9,13 +11,12 @@ use serde::Deserialize;
 
 use crate::clock::now;
 use crate::config::Config;
-use crate::domain::{Role, TokenId, UserId};
+use crate::domain::{Role, TokenId, UserId, WorkspaceId};
 use crate::request::request_origin;
-use crate::service::audit::AuditActor;
 use crate::service::members::Invitation;
-use crate::service::{Membership, ServiceError, SignedInUser, Tollgate};
+use crate::service::{Actor, Membership, ServiceError, SignedInUser, Tollgate};
 use crate::web::errors::PageError;
-use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};
+use crate::web::extractors::{ClientMeta, CsrfForm, CurrentActor};
 use crate::web::pages::EmptyForm;
 use crate::web::tokens::{ConfirmPage, TokenView, revoke_all_message};
 use crate::web::{Layout, flash, format_time, ok, render, see_other, urls};
@@ -34,10 +35,9 @@ pub struct WorkspaceField {
     workspace: Option<i64>,
 }
 
-fn administered(user: &SignedInUser, workspace: Option<i64>) -> Result<Membership, PageError> {
-    user.admin_workspace(workspace)
-        .cloned()
-        .ok_or_else(|| PageError::Forbidden("Only workspace Admins can open this page.".to_owned()))
+/// The workspace the page is about, as the actor resolves it.
+fn workspace_of(actor: &Actor, workspace: Option<i64>) -> Result<Membership, PageError> {
+    Ok(actor.admin_workspace(workspace.map(WorkspaceId))?)
 }
 
 /// `?workspace=` for links, so an Admin of several workspaces stays in one.
@@ -92,13 +92,18 @@ struct InviteState {
 async fn members_page(
     app: &Tollgate,
     session: &Session,
+    actor: &Actor,
     user: &SignedInUser,
     ws: Membership,
     after: Option<i64>,
     invite: InviteState,
 ) -> Result<MembersPage, PageError> {
-    let page = app.members(ws.workspace_id, after, Some(100)).await?;
-    let invitations = app.pending_invitations(ws.workspace_id, now()).await?;
+    let page = app
+        .members(actor, ws.workspace_id, after, Some(100))
+        .await?;
+    let invitations = app
+        .pending_invitations(actor, ws.workspace_id, now())
+        .await?;
     Ok(MembersPage {
         layout: Layout::new(session, Some(user), "Members", "members")?,
         members: page
@@ -118,7 +123,7 @@ async fn members_page(
             .iter()
             .map(|i| InvitationView {
                 email: i.email.clone(),
-                role: crate::storage::organizations::role_of(&i.role).label(),
+                role: i.role().label(),
                 expires: format_time(i.expires_at),
                 inviter: i.inviter_email.clone(),
                 cancel_url: format!(
@@ -145,17 +150,18 @@ async fn members_page(
 pub async fn members(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     query: web::Query<WorkspaceQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, query.workspace)?;
+    let (actor, user) = (&current.0, current.user()?);
+    let ws = workspace_of(actor, query.workspace)?;
     let invite = InviteState {
         email: String::new(),
         role: Role::ReadWrite.as_str().to_owned(),
         error: None,
         link: None,
     };
-    ok(&members_page(&app, &session, &user, ws, query.after, invite).await?)
+    ok(&members_page(&app, &session, actor, user, ws, query.after, invite).await?)
 }
 
 #[derive(Deserialize)]
@@ -172,17 +178,18 @@ pub async fn invite(
     config: web::Data<Config>,
     req: actix_web::HttpRequest,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, form.workspace)?;
+    let (actor, user) = (&current.0, current.user()?);
+    let ws = workspace_of(actor, form.workspace)?;
     match app
         .invite_member(
+            actor,
             ws.workspace_id,
             &form.email,
             &form.role,
-            &AuditActor::user(&user),
             &meta,
             now(),
         )
@@ -205,7 +212,7 @@ pub async fn invite(
                 error: None,
                 link: Some(link),
             };
-            ok(&members_page(&app, &session, &user, ws, None, invite).await?)
+            ok(&members_page(&app, &session, actor, user, ws, None, invite).await?)
         }
         Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
             let invite = InviteState {
@@ -216,7 +223,7 @@ pub async fn invite(
             };
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &members_page(&app, &session, &user, ws, None, invite).await?,
+                &members_page(&app, &session, actor, user, ws, None, invite).await?,
             )
         }
         Err(err) => Err(err.into()),
@@ -234,19 +241,20 @@ pub struct MemberForm {
 pub async fn member_action(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     path: web::Path<(i64, String)>,
     CsrfForm(form): CsrfForm<MemberForm>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, form.workspace)?;
+    let actor = &current.0;
+    let ws = workspace_of(actor, form.workspace)?;
     let (member, action) = path.into_inner();
-    let (member, actor, now) = (UserId(member), AuditActor::user(&user), now());
+    let (member, now) = (UserId(member), now());
     let (result, done) = match action.as_str() {
         "role" => {
             let role = form.role.unwrap_or_default();
             let result = app
-                .set_member_role(ws.workspace_id, member, &role, &actor, &meta, now)
+                .set_member_role(actor, ws.workspace_id, member, &role, &meta, now)
                 .await;
             (
                 result,
@@ -256,7 +264,7 @@ pub async fn member_action(
         "disable" | "enable" => {
             let disabled = action == "disable";
             let result = app
-                .set_member_disabled(ws.workspace_id, member, disabled, &actor, &meta, now)
+                .set_member_disabled(actor, ws.workspace_id, member, disabled, &meta, now)
                 .await;
             let done = if disabled {
                 "Member disabled: they are signed out and their tokens stop working."
@@ -267,7 +275,7 @@ pub async fn member_action(
         }
         "remove" => {
             let result = app
-                .remove_member(ws.workspace_id, member, &actor, &meta, now)
+                .remove_member(actor, ws.workspace_id, member, &meta, now)
                 .await;
             (
                 result,
@@ -299,14 +307,17 @@ fn finish_member_change(
 pub async fn invitation_cancel_confirm(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     id: web::Path<i64>,
     query: web::Query<WorkspaceQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, query.workspace)?;
-    let invitation = app.pending_invitation(ws.workspace_id, *id, now()).await?;
+    let (actor, user) = (&current.0, current.user()?);
+    let ws = workspace_of(actor, query.workspace)?;
+    let invitation = app
+        .pending_invitation(actor, ws.workspace_id, *id, now())
+        .await?;
     ok(&ConfirmPage {
-        layout: Layout::new(&session, Some(&user), "Cancel invitation", "members")?,
+        layout: Layout::new(&session, Some(user), "Cancel invitation", "members")?,
         heading: format!("Cancel the invitation for {}?", invitation.email),
         message: "The invitation link stops working at once. You can invite them again later."
             .to_owned(),
@@ -324,15 +335,16 @@ pub async fn invitation_cancel_confirm(
 pub async fn invitation_cancel(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     id: web::Path<i64>,
     query: web::Query<WorkspaceQuery>,
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, query.workspace)?;
+    let actor = &current.0;
+    let ws = workspace_of(actor, query.workspace)?;
     let invitation = app
-        .cancel_invitation(ws.workspace_id, *id, &AuditActor::user(&user), &meta, now())
+        .cancel_invitation(actor, ws.workspace_id, *id, &meta, now())
         .await?;
     flash(
         &session,
@@ -361,22 +373,18 @@ struct WorkspaceTokensPage {
 pub async fn workspace_tokens(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     query: web::Query<WorkspaceQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, query.workspace)?;
+    let (actor, user) = (&current.0, current.user()?);
+    let ws = workspace_of(actor, query.workspace)?;
     let page = app
-        .workspace_tokens(ws.workspace_id, query.after, Some(200))
+        .workspace_tokens(actor, ws.workspace_id, query.after, Some(200))
         .await?;
-    let total = app.count_workspace_tokens(ws.workspace_id).await?;
+    let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     let now = now();
     ok(&WorkspaceTokensPage {
-        layout: Layout::new(
-            &session,
-            Some(&user),
-            "Workspace tokens",
-            "workspace-tokens",
-        )?,
+        layout: Layout::new(&session, Some(user), "Workspace tokens", "workspace-tokens")?,
         tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
         total,
         revoke_message: revoke_all_message(total as usize),
@@ -388,15 +396,16 @@ pub async fn workspace_tokens(
 pub async fn workspace_revoke_all_confirm(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     query: web::Query<WorkspaceQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, query.workspace)?;
-    let total = app.count_workspace_tokens(ws.workspace_id).await?;
+    let (actor, user) = (&current.0, current.user()?);
+    let ws = workspace_of(actor, query.workspace)?;
+    let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     ok(&ConfirmPage {
         layout: Layout::new(
             &session,
-            Some(&user),
+            Some(user),
             "Revoke all workspace tokens",
             "workspace-tokens",
         )?,
@@ -411,20 +420,15 @@ pub async fn workspace_revoke_all_confirm(
 pub async fn workspace_revoke_all(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     query: web::Query<WorkspaceQuery>,
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, query.workspace)?;
+    let actor = &current.0;
+    let ws = workspace_of(actor, query.workspace)?;
     let count = app
-        .revoke_workspace_tokens(
-            ws.workspace_id,
-            None,
-            &AuditActor::user(&user),
-            &meta,
-            now(),
-        )
+        .revoke_workspace_tokens(actor, ws.workspace_id, None, &meta, now())
         .await?;
     flash(
         &session,
@@ -440,20 +444,15 @@ pub async fn workspace_revoke_all(
 pub async fn workspace_revoke_one(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     id: web::Path<i64>,
     CsrfForm(form): CsrfForm<WorkspaceField>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, form.workspace)?;
+    let actor = &current.0;
+    let ws = workspace_of(actor, form.workspace)?;
     let token = app
-        .revoke_workspace_token(
-            ws.workspace_id,
-            TokenId(*id),
-            &AuditActor::user(&user),
-            &meta,
-            now(),
-        )
+        .revoke_workspace_token(actor, ws.workspace_id, TokenId(*id), &meta, now())
         .await?;
     flash(
         &session,
@@ -486,15 +485,16 @@ struct AuditLogPage {
 pub async fn audit_log(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     query: web::Query<WorkspaceQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let ws = administered(&user, query.workspace)?;
+    let (actor, user) = (&current.0, current.user()?);
+    let ws = workspace_of(actor, query.workspace)?;
     let page = app
-        .audit_log(ws.workspace_id, query.before, Some(100))
+        .audit_log(actor, ws.workspace_id, query.before, Some(100))
         .await?;
     ok(&AuditLogPage {
-        layout: Layout::new(&session, Some(&user), "Audit log", "audit-log")?,
+        layout: Layout::new(&session, Some(user), "Audit log", "audit-log")?,
         events: page
             .items
             .into_iter()

@@ -31,7 +31,7 @@ use crate::clock::now;
 use crate::config::Config;
 use crate::domain::UserId;
 use crate::request::{request_meta, request_origin};
-use crate::service::{RequestMeta, SignedInUser, Tollgate};
+use crate::service::{Actor, RequestMeta, SignedInUser, Tollgate};
 use crate::web::errors::PageError;
 use crate::web::session::USER_ID;
 
@@ -84,6 +84,30 @@ impl FromRequest for CurrentUser {
                     Err(PageError::SignInRequired)
                 }
             }
+        })
+    }
+}
+
+/// The signed-in member as the actor of the services a page calls: the
+/// same resolution as `CurrentUser`.
+pub struct CurrentActor(pub Actor);
+
+impl CurrentActor {
+    /// The signed-in person (always there for an actor from a session).
+    pub fn user(&self) -> Result<&SignedInUser, PageError> {
+        self.0.signed_in().ok_or(PageError::SignInRequired)
+    }
+}
+
+impl FromRequest for CurrentActor {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        Box::pin(async move {
+            let CurrentUser(user) = user.await?;
+            Ok(CurrentActor(Actor::Member(user)))
         })
     }
 }

@@ -12,7 +12,9 @@ use crate::service::members::AcceptInput;
 use crate::service::throttle;
 use crate::service::{ServiceError, Tollgate};
 use crate::web::errors::PageError;
-use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser, SEEN_AT, SIGNED_IN_AT};
+use crate::web::extractors::{
+    ClientMeta, CsrfForm, CurrentActor, CurrentUser, SEEN_AT, SIGNED_IN_AT,
+};
 use crate::web::session::USER_ID;
 use crate::web::{Layout, flash, ok, render, see_other, urls};
 
@@ -348,10 +350,8 @@ async fn invitation_page(
     Ok(InvitationPage {
         layout: Layout::new(session, None, "Join the workspace", "")?,
         code,
+        workspace_role: invitation.role().label().to_owned(),
         email: invitation.email,
-        workspace_role: crate::storage::organizations::role_of(&invitation.role)
-            .label()
-            .to_owned(),
         name,
         error,
     })
@@ -479,13 +479,14 @@ pub struct PasswordForm {
 pub async fn change_password(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
+    let (actor, user) = (&current.0, current.user()?);
     match app
         .change_password(
-            &user,
+            actor,
             &form.current_password,
             &form.new_password,
             &form.confirm_password,
@@ -507,13 +508,13 @@ pub async fn change_password(
         }
         Err(ServiceError::Invalid { field, message }) => render(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &profile_page(&session, &user, Some((field, message)))?,
+            &profile_page(&session, user, Some((field, message)))?,
         ),
         Err(ServiceError::TooManyAttempts {
             retry_after,
             message,
         }) => {
-            let page = profile_page(&session, &user, Some(("current_password", message)))?;
+            let page = profile_page(&session, user, Some(("current_password", message)))?;
             let mut response = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
             response.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,

@@ -14,10 +14,10 @@ use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{Expiry, Role, TokenId, display_hint};
 use crate::service::tokens::{GenerateRequest, IssuedToken};
-use crate::service::{ServiceError, SignedInUser, Tollgate};
+use crate::service::{Actor, ServiceError, SignedInUser, Tollgate};
 use crate::storage::tokens::TokenRow;
 use crate::web::errors::PageError;
-use crate::web::extractors::{ClientMeta, CsrfForm, CurrentUser};
+use crate::web::extractors::{ClientMeta, CsrfForm, CurrentActor};
 use crate::web::pages::EmptyForm;
 use crate::web::reveal::{self, RevealKey, Revealed};
 use crate::web::{Layout, flash, format_date, format_time, ok, render, see_other, urls};
@@ -177,16 +177,17 @@ struct TokensPage {
 async fn tokens_page(
     app: &Tollgate,
     session: &Session,
+    actor: &Actor,
     user: &SignedInUser,
     typed: &GenerateRequest,
     error: Option<(&'static str, String)>,
     issued: Option<IssuedView>,
 ) -> Result<TokensPage, PageError> {
     let now = now();
-    let rows = app.own_tokens(user).await?;
+    let rows = app.own_tokens(actor).await?;
     let open_generate = error.is_some();
     let admins = match user.memberships.first() {
-        Some(m) => app.admin_contacts(m.workspace_id).await?,
+        Some(m) => app.admin_contacts(actor, m.workspace_id).await?,
         None => Vec::new(),
     };
     let support = app.support_contact.clone();
@@ -213,12 +214,14 @@ async fn tokens_page(
 pub async fn list(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
 ) -> Result<HttpResponse, PageError> {
+    let (actor, user) = (&current.0, current.user()?);
     ok(&tokens_page(
         &app,
         &session,
-        &user,
+        actor,
+        user,
         &GenerateRequest::default(),
         None,
         None,
@@ -234,24 +237,15 @@ struct NewTokenPage {
 }
 
 /// The generate form on a page of its own (the dialog without JavaScript).
-pub async fn new_form(
-    session: Session,
-    CurrentUser(user): CurrentUser,
-) -> Result<HttpResponse, PageError> {
-    let generate =
-        GenerateView::new(&user, &GenerateRequest::default(), None).ok_or_else(|| {
-            PageError::Forbidden(
-                "Only members with the Read-Write or Admin role can generate access tokens."
-                    .to_owned(),
-            )
-        })?;
+pub async fn new_form(session: Session, current: CurrentActor) -> Result<HttpResponse, PageError> {
+    let user = current.user()?;
+    let generate = GenerateView::new(user, &GenerateRequest::default(), None).ok_or_else(|| {
+        PageError::Forbidden(
+            "Only members with the Read-Write or Admin role can generate access tokens.".to_owned(),
+        )
+    })?;
     ok(&NewTokenPage {
-        layout: Layout::new(
-            &session,
-            Some(&user),
-            "New Personal Access Token",
-            "profile",
-        )?,
+        layout: Layout::new(&session, Some(user), "New Personal Access Token", "profile")?,
         generate,
     })
 }
@@ -270,17 +264,18 @@ pub async fn generate(
     config: web::Data<Config>,
     key: web::Data<RevealKey>,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<GenerateForm>,
 ) -> Result<HttpResponse, PageError> {
+    let (actor, user) = (&current.0, current.user()?);
     let request = GenerateRequest {
         name: form.name,
         scope: form.scope,
         workspace: form.workspace,
         expiry: form.expiry,
     };
-    match app.generate_token(&user, &request, &meta, now()).await {
+    match app.generate_token(actor, &request, &meta, now()).await {
         Ok(IssuedToken { name, token, .. }) => {
             let revealed = Revealed {
                 name,
@@ -295,12 +290,12 @@ pub async fn generate(
         }
         Err(ServiceError::Invalid { field, message }) => {
             let error = Some((field, message));
-            let page = tokens_page(&app, &session, &user, &request, error, None).await?;
+            let page = tokens_page(&app, &session, actor, user, &request, error, None).await?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Err(ServiceError::Conflict { field, message }) => {
             let error = Some((field, message));
-            let page = tokens_page(&app, &session, &user, &request, error, None).await?;
+            let page = tokens_page(&app, &session, actor, user, &request, error, None).await?;
             render(StatusCode::CONFLICT, &page)
         }
         Err(err) => Err(err.into()),
@@ -313,8 +308,9 @@ pub async fn created(
     key: web::Data<RevealKey>,
     req: HttpRequest,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
 ) -> Result<HttpResponse, PageError> {
+    let (actor, user) = (&current.0, current.user()?);
     let revealed = reveal::open(&key, &session, &req, user.id).map(|r| IssuedView {
         name: r.name,
         token: r.token,
@@ -330,7 +326,8 @@ pub async fn created(
     let page = tokens_page(
         &app,
         &session,
-        &user,
+        actor,
+        user,
         &GenerateRequest::default(),
         None,
         Some(issued),
@@ -358,12 +355,13 @@ pub struct ConfirmPage {
 pub async fn delete_confirm(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let token = app.own_token(&user, TokenId(*id)).await?;
+    let (actor, user) = (&current.0, current.user()?);
+    let token = app.own_token(actor, TokenId(*id)).await?;
     ok(&ConfirmPage {
-        layout: Layout::new(&session, Some(&user), "Delete token", "profile")?,
+        layout: Layout::new(&session, Some(user), "Delete token", "profile")?,
         heading: format!("Delete “{}”?", token.name),
         message: "Any script or service using this token will stop working at once. This can not be undone.".to_owned(),
         action: urls::token_delete(token.id),
@@ -375,13 +373,14 @@ pub async fn delete_confirm(
 pub async fn delete(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     id: web::Path<i64>,
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
+    let actor = &current.0;
     let token = app
-        .delete_own_token(&user, TokenId(*id), &meta, now())
+        .delete_own_token(actor, TokenId(*id), &meta, now())
         .await?;
     flash(
         &session,
@@ -394,15 +393,16 @@ pub async fn delete(
 pub async fn revoke_all_confirm(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
 ) -> Result<HttpResponse, PageError> {
-    let count = app.own_tokens(&user).await?.len();
+    let (actor, user) = (&current.0, current.user()?);
+    let count = app.own_tokens(actor).await?.len();
     if count == 0 {
         flash(&session, "info", "You have no tokens to revoke.")?;
         return Ok(see_other(urls::TOKENS));
     }
     ok(&ConfirmPage {
-        layout: Layout::new(&session, Some(&user), "Revoke all tokens", "profile")?,
+        layout: Layout::new(&session, Some(user), "Revoke all tokens", "profile")?,
         heading: "Revoke all your tokens?".to_owned(),
         message: revoke_all_message(count),
         action: urls::TOKENS_REVOKE_ALL.to_owned(),
@@ -421,11 +421,12 @@ pub fn revoke_all_message(count: usize) -> String {
 pub async fn revoke_all(
     app: App,
     session: Session,
-    CurrentUser(user): CurrentUser,
+    current: CurrentActor,
     ClientMeta(meta): ClientMeta,
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
-    let count = app.revoke_all_own(&user, &meta, now()).await?;
+    let actor = &current.0;
+    let count = app.revoke_all_own(actor, &meta, now()).await?;
     let text = match count {
         0 => "You had no tokens to revoke.".to_owned(),
         1 => "1 token revoked. It no longer works.".to_owned(),

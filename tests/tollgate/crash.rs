@@ -154,12 +154,17 @@ pub async fn issue_token(db: &Db, email: &str, name: &str) -> String {
         workspace: None,
         expiry: None,
     };
-    core.generate_token(&user, &request, &Default::default(), now())
-        .await
-        .expect("issue token")
-        .token
-        .expose()
-        .to_owned()
+    core.generate_token(
+        &tollgate::service::Actor::Member(user),
+        &request,
+        &Default::default(),
+        now(),
+    )
+    .await
+    .expect("issue token")
+    .token
+    .expose()
+    .to_owned()
 }
 
 /// What the clients were told, and what was cut by the kill.

@@ -277,20 +277,29 @@ impl TestApp {
     }
 
     /// Creates a token for `email` through the service and returns its secret.
-    /// Gives `email` the role `role` in the first workspace, as the Admin.
+    /// Gives `email` the role `role` in the first workspace, as one of its
+    /// current Admins.
     pub async fn set_role(&self, email: &str, role: &str) {
+        let admin: i64 = sqlx::query_scalar(
+            "SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.role = 'admin' AND u.disabled_at IS NULL ORDER BY m.user_id LIMIT 1",
+        )
+        .fetch_one(self.db().pool())
+        .await
+        .expect("an Admin");
         let admin = self
             .core
-            .signed_in_user(tollgate::domain::UserId(self.user_id(ADMIN).await))
+            .signed_in_user(tollgate::domain::UserId(admin))
             .await
             .expect("load the Admin")
             .expect("the Admin exists");
+        let workspace = admin.memberships[0].workspace_id;
         self.core
             .set_member_role(
-                admin.memberships[0].workspace_id,
+                &tollgate::service::Actor::Member(admin),
+                workspace,
                 tollgate::domain::UserId(self.user_id(email).await),
                 role,
-                &tollgate::service::audit::AuditActor::user(&admin),
                 &Default::default(),
                 now(),
             )
@@ -314,7 +323,12 @@ impl TestApp {
         };
         let issued = self
             .core
-            .generate_token(&user, &request, &Default::default(), now())
+            .generate_token(
+                &tollgate::service::Actor::Member(user),
+                &request,
+                &Default::default(),
+                now(),
+            )
             .await
             .expect("generate token");
         (issued.id.0, issued.token.expose().to_owned())
