@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod actors;
 mod admin_pages;
 mod api;
 mod browser;
