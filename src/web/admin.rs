@@ -34,7 +34,10 @@ pub struct WorkspaceField {
     workspace: Option<i64>,
 }
 
-fn administered(user: &SignedInUser, workspace: Option<i64>) -> Result<Membership, PageError> {
+pub(crate) fn administered(
+    user: &SignedInUser,
+    workspace: Option<i64>,
+) -> Result<Membership, PageError> {
     user.admin_workspace(workspace)
         .cloned()
         .ok_or_else(|| PageError::Forbidden("Only workspace Admins can open this page.".to_owned()))
@@ -100,7 +103,11 @@ async fn members_page(
     let page = app.members(ws.workspace_id, after, Some(100)).await?;
     let invitations = app.pending_invitations(ws.workspace_id, now()).await?;
     Ok(MembersPage {
-        layout: Layout::new(session, Some(user), "Members", "members")?,
+        layout: Layout::new(session, Some(user), "Members", "members")?.in_workspace(
+            user,
+            &ws,
+            urls::MEMBERS,
+        ),
         members: page
             .items
             .iter()
@@ -376,7 +383,8 @@ pub async fn workspace_tokens(
             Some(&user),
             "Workspace tokens",
             "workspace-tokens",
-        )?,
+        )?
+        .in_workspace(&user, &ws, urls::WORKSPACE_TOKENS),
         tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
         total,
         revoke_message: revoke_all_message(total as usize),
@@ -458,7 +466,7 @@ pub async fn workspace_revoke_one(
     flash(
         &session,
         "success",
-        format!("Token “{}” of {} revoked.", token.name, token.owner_email),
+        format!("Token “{}” of {} revoked.", token.name, token.owner_label()),
     )?;
     Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
 }
@@ -494,7 +502,11 @@ pub async fn audit_log(
         .audit_log(ws.workspace_id, query.before, Some(100))
         .await?;
     ok(&AuditLogPage {
-        layout: Layout::new(&session, Some(&user), "Audit log", "audit-log")?,
+        layout: Layout::new(&session, Some(&user), "Audit log", "audit-log")?.in_workspace(
+            &user,
+            &ws,
+            urls::AUDIT_LOG,
+        ),
         events: page
             .items
             .into_iter()
