@@ -253,7 +253,11 @@ async fn account_page(
         })
         .collect();
     Ok(AccountPage {
-        layout: Layout::new(session, Some(user), &account.name, NAV)?,
+        layout: Layout::new(session, Some(user), &account.name, NAV)?.in_workspace(
+            user,
+            &ws,
+            urls::SERVICE_ACCOUNTS,
+        ),
         revoke_message: revoke_all_message(views.len()),
         delete_message: delete_account_message(views.len()),
         tokens: views,
