@@ -1,7 +1,8 @@
 //! `ApiCaller`: the extractor that makes a handler token-authenticated.
 //!
 //! Accepts `Authorization: Bearer <token>` and HTTP Basic with the owner's
-//! email as user name and the token as password. The header is parsed and
+//! email as user name and the token as password (members' tokens only: a
+//! service account has no email, its tokens use Bearer). The header is parsed and
 //! the token's shape and checksum verified before anything touches the
 //! database; whatever the header holds, the answer is a 401, never a 5xx.
 
@@ -15,7 +16,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::api::errors::ApiError;
 use crate::clock::now;
-use crate::domain::PlainToken;
+use crate::domain::{AccountKind, PlainToken};
 use crate::service::token_cache::AuthFailure;
 use crate::service::{Actor, Tollgate};
 
@@ -114,6 +115,14 @@ impl FromRequest for ApiCaller {
                 })?;
             crate::metrics::token_verified(verdict.as_ref().map(|_| ()).map_err(|f| *f));
             let principal = verdict.map_err(refusal)?;
+            // A service account has no email and no password: its tokens
+            // authenticate with Bearer only.
+            if basic_email.is_some() && principal.kind == AccountKind::ServiceAccount {
+                return Err(ApiError::unauthorized(
+                    "bearer_only",
+                    "Service account tokens authenticate with `Authorization: Bearer <token>` only.",
+                ));
+            }
             if let Some(email) = basic_email
                 && !email.trim().eq_ignore_ascii_case(&principal.email)
             {

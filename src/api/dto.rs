@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::display_hint;
+use crate::domain::{AccountKind, display_hint};
 use crate::service::Principal;
 use crate::storage::audit::AuditRow;
 use crate::storage::organizations::MemberRow;
@@ -28,10 +28,13 @@ pub struct Named {
     pub name: String,
 }
 
+/// The account a token belongs to: a member, or a service account (which
+/// has no email).
 #[derive(Serialize, ToSchema)]
 pub struct UserDto {
     pub id: i64,
-    pub email: String,
+    /// `null` for a service account.
+    pub email: Option<String>,
     pub name: String,
 }
 
@@ -48,6 +51,9 @@ pub struct CallerTokenDto {
 
 #[derive(Serialize, ToSchema)]
 pub struct MeDto {
+    /// What the caller is: a member's token, or a service account's.
+    #[schema(value_type = String, pattern = "^(member|service_account)$")]
+    pub kind: &'static str,
     pub user: UserDto,
     pub workspace: Named,
     #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
@@ -58,9 +64,10 @@ pub struct MeDto {
 impl From<&Principal> for MeDto {
     fn from(p: &Principal) -> Self {
         Self {
+            kind: p.kind.as_str(),
             user: UserDto {
                 id: p.user_id.0,
-                email: p.email.clone(),
+                email: (p.kind == AccountKind::Member).then(|| p.email.clone()),
                 name: p.user_name.clone(),
             },
             workspace: Named {
@@ -82,7 +89,12 @@ impl From<&Principal> for MeDto {
 #[derive(Serialize, ToSchema)]
 pub struct OwnerDto {
     pub id: i64,
-    pub email: String,
+    /// `member`, or `service_account` for a service token.
+    #[schema(value_type = String, pattern = "^(member|service_account)$")]
+    pub kind: &'static str,
+    /// `null` for a service account.
+    pub email: Option<String>,
+    pub name: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,7 +125,9 @@ impl From<&TokenRow> for TokenDto {
             },
             owner: OwnerDto {
                 id: t.user_id,
-                email: t.owner_email.clone(),
+                kind: t.owner_kind().as_str(),
+                email: (t.owner_kind() == AccountKind::Member).then(|| t.owner_email.clone()),
+                name: t.owner_name.clone(),
             },
             created_at: rfc3339(t.created_at),
             expires_at: t.expires_at.map(rfc3339),

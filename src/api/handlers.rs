@@ -70,7 +70,7 @@ fn page<T, R>(rows: &[R], next: Option<i64>, map: impl Fn(&R) -> T) -> Page<T> {
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "caller", operation_id = "me",
-    summary = "The caller: user, workspace, role and token",
+    summary = "The caller: what it is (`kind`: member or service account), user, workspace, role and token",
     description = "Needs any valid token.",
     responses((status = 200, description = "The caller", body = MeDto), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn me(ApiCaller(caller): ApiCaller) -> Result<HttpResponse, ApiError> {

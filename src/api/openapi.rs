@@ -15,7 +15,7 @@ use crate::api::handlers;
 /// No token, or one that does not work.
 #[derive(ToResponse)]
 #[response(
-    description = "Missing, malformed, unknown, revoked, rotated-out or expired token. Codes: `missing_token`, `malformed_authorization`, `invalid_token`, `token_expired`, `invalid_credentials`, `cross_site_request`. Comes with a `WWW-Authenticate: Bearer` challenge.",
+    description = "Missing, malformed, unknown, revoked, rotated-out or expired token. Codes: `missing_token`, `malformed_authorization`, `invalid_token`, `token_expired`, `invalid_credentials`, `bearer_only` (Basic with a service account's token), `cross_site_request`. Comes with a `WWW-Authenticate: Bearer` challenge.",
     headers(("WWW-Authenticate" = String, description = "The Bearer challenge, with the reason when a token was sent."))
 )]
 pub struct Unauthorized<'a>(#[to_schema] pub ErrorBody<'a>);
@@ -50,7 +50,7 @@ pub struct TooLarge<'a>(#[to_schema] pub ErrorBody<'a>);
     info(
         title = "Tollgate API",
         version = "1.0.0",
-        description = "The JSON API unlocked by Tollgate personal access tokens. Authenticate with `Authorization: Bearer <token>`, or HTTP Basic with the token owner's email as user name and the token as password. What a token may do is the lower of its scope and its owner's current role, decided at every request; only Read-Write and Admin members can use tokens. Errors are `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`. A method a path does not have answers 405 `method_not_allowed` with an `Allow` header; an unknown path answers 404 `not_found`."
+        description = "The JSON API unlocked by Tollgate personal access tokens. Authenticate with `Authorization: Bearer <token>`, or HTTP Basic with the token owner's email as user name and the token as password (members' tokens only: service account tokens use Bearer). What a token may do is the lower of its scope and its owner's current role, decided at every request; only Read-Write and Admin members can use tokens. Errors are `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`. A method a path does not have answers 405 `method_not_allowed` with an `Allow` header; an unknown path answers 404 `not_found`."
     ),
     servers((url = "/")),
     paths(

@@ -1,19 +1,23 @@
 //! Domain types: values that are valid by construction ("parse, don't
 //! validate"). Nothing here knows about HTTP or SQL.
 
+mod account;
 mod email;
 mod ids;
 mod password;
 mod role;
 mod token;
 mod token_name;
+mod workspace_name;
 
+pub use account::{AccountKind, ServiceAccountName};
 pub use email::Email;
 pub use ids::{TokenId, UserId, WorkspaceId};
 pub use password::{NewPassword, Password};
 pub use role::{Role, Scope};
 pub use token::{PlainToken, TokenDigest, display_hint, sha256_hex};
 pub use token_name::{TokenName, is_spoofing};
+pub use workspace_name::WorkspaceName;
 
 /// Why a value was refused. The message is shown to the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -250,6 +250,7 @@ mod tests {
             workspace_name: "W1".to_owned(),
             role,
             digest: PlainToken::generate().digest(),
+            kind: crate::domain::AccountKind::Member,
         })
     }
 

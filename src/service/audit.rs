@@ -1,7 +1,7 @@
 //! Writing and reading the audit log. Events are written inside the same
 //! transaction as the change they describe.
 
-use crate::domain::WorkspaceId;
+use crate::domain::{AccountKind, WorkspaceId};
 use crate::service::{
     Actor, Page, Principal, RequestMeta, ServiceError, SignedInUser, Tollgate, clamp_limit,
 };
@@ -26,10 +26,19 @@ impl AuditActor {
     }
 
     pub fn token(principal: &Principal) -> Self {
+        let label = match principal.kind {
+            AccountKind::Member => {
+                format!("{} (token “{}”)", principal.email, principal.token_name)
+            }
+            AccountKind::ServiceAccount => format!(
+                "service account {} (token “{}”)",
+                principal.user_name, principal.token_name
+            ),
+        };
         Self {
             user_id: Some(principal.user_id.0),
             token_id: Some(principal.token_id.0),
-            label: format!("{} (token “{}”)", principal.email, principal.token_name),
+            label,
         }
     }
 

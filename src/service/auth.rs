@@ -215,7 +215,11 @@ impl Tollgate {
         let Some(user) = storage::users::find_by_id(self.db.pool(), id.0).await? else {
             return Ok(None);
         };
-        if user.disabled_at.is_some() {
+        // Service accounts never sign in; a session naming one is no session.
+        if user.disabled_at.is_some()
+            || crate::domain::AccountKind::from_stored(&user.kind)
+                != crate::domain::AccountKind::Member
+        {
             return Ok(None);
         }
         let memberships = storage::organizations::memberships_of_user(self.db.pool(), id.0)
@@ -310,18 +314,10 @@ impl Tollgate {
         let name = parse_display_name(input.name.unwrap_or_default(), &email)?;
         let password =
             NewPassword::parse(input.password).map_err(|e| ServiceError::invalid("password", e))?;
-        let workspace_name = input.workspace.map(str::trim).unwrap_or(DEFAULT_WORKSPACE);
-        if workspace_name.is_empty()
-            || workspace_name.chars().count() > 100
-            || workspace_name.chars().any(is_spoofing)
-        {
-            return Err(ServiceError::invalid(
-                "workspace",
-                ValidationError::new(
-                    "The workspace name must be 1 to 100 characters, without control characters or invisible (zero-width, text-direction) characters.",
-                ),
-            ));
-        }
+        let workspace_name =
+            crate::domain::WorkspaceName::parse(input.workspace.unwrap_or(DEFAULT_WORKSPACE))
+                .map_err(|e| ServiceError::invalid("workspace", e))?;
+        let workspace_name = workspace_name.as_str();
         if storage::users::find_by_email(self.db.pool(), email.as_str())
             .await?
             .is_some()

@@ -9,9 +9,11 @@ pub mod auth;
 pub mod measure;
 pub mod members;
 pub mod passwords;
+pub mod service_accounts;
 pub mod throttle;
 pub mod token_cache;
 pub mod tokens;
+pub mod workspaces;
 
 use std::sync::Arc;
 

@@ -279,7 +279,7 @@ impl Tollgate {
             .ok_or(ServiceError::NotFound)?;
         lock_user_tokens(&mut tx, UserId(row.user_id)).await?;
         storage::tokens::delete(&mut *tx, id.0).await?;
-        let detail = format!("owner {}", row.owner_email);
+        let detail = format!("owner {}", row.owner_label());
         let event = Event {
             workspace_id: Some(workspace),
             action: "token.revoked",
@@ -481,7 +481,7 @@ impl Tollgate {
     }
 }
 
-async fn lock_user_tokens(tx: &mut Tx, user: UserId) -> Result<(), ServiceError> {
+pub(crate) async fn lock_user_tokens(tx: &mut Tx, user: UserId) -> Result<(), ServiceError> {
     if storage::users::lock_tokens(&mut **tx, user.0).await? {
         Ok(())
     } else {

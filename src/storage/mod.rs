@@ -11,6 +11,7 @@ pub mod auth_channel;
 pub mod invitations;
 pub mod ops;
 pub mod organizations;
+pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
 pub mod tokens;

@@ -91,6 +91,20 @@ pub async fn find_workspace_by_name<'e>(
         .await
 }
 
+/// Renames a workspace; returns the rows changed (0 or 1).
+pub async fn rename_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: i64,
+    name: &str,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2")
+        .bind(name)
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
+}
+
 pub async fn insert_membership<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
@@ -134,7 +148,7 @@ pub async fn members_of_workspace<'e>(
     sqlx::query_as(
         "SELECT u.id AS user_id, u.email, u.name, m.role, u.disabled_at, m.created_at AS joined_at \
          FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.workspace_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
+         WHERE m.workspace_id = $1 AND u.id > $2 AND u.kind = 'member' ORDER BY u.id LIMIT $3",
     )
     .bind(workspace_id)
     .bind(after)
@@ -151,7 +165,7 @@ pub async fn find_member<'e>(
     sqlx::query_as(
         "SELECT u.id AS user_id, u.email, u.name, m.role, u.disabled_at, m.created_at AS joined_at \
          FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.workspace_id = $1 AND u.id = $2",
+         WHERE m.workspace_id = $1 AND u.id = $2 AND u.kind = 'member'",
     )
     .bind(workspace_id)
     .bind(user_id)
@@ -193,7 +207,7 @@ pub async fn count_admins<'e>(
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.workspace_id = $1 AND m.role = 'admin' AND u.disabled_at IS NULL",
+         WHERE m.workspace_id = $1 AND m.role = 'admin' AND u.disabled_at IS NULL AND u.kind = 'member'",
     )
     .bind(workspace_id)
     .fetch_one(ex)
@@ -207,7 +221,7 @@ pub async fn admin_contacts<'e>(
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT u.name, u.email FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.workspace_id = $1 AND m.role = 'admin' AND u.disabled_at IS NULL ORDER BY u.id LIMIT 5",
+         WHERE m.workspace_id = $1 AND m.role = 'admin' AND u.disabled_at IS NULL AND u.kind = 'member' ORDER BY u.id LIMIT 5",
     )
     .bind(workspace_id)
     .fetch_all(ex)

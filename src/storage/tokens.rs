@@ -3,7 +3,7 @@
 
 use sqlx::{Any, Executor, FromRow};
 
-use crate::domain::Scope;
+use crate::domain::{AccountKind, Scope};
 use crate::storage::organizations::role_of;
 
 /// Token metadata, as lists and the API show it.
@@ -12,6 +12,9 @@ pub struct TokenRow {
     pub id: i64,
     pub user_id: i64,
     pub owner_email: String,
+    /// `member` or `service_account`.
+    pub owner_kind: String,
+    pub owner_name: String,
     pub workspace_id: i64,
     pub workspace_name: String,
     pub name: String,
@@ -25,6 +28,19 @@ pub struct TokenRow {
 impl TokenRow {
     pub fn scope(&self) -> Scope {
         role_of(&self.scope)
+    }
+
+    pub fn owner_kind(&self) -> AccountKind {
+        AccountKind::from_stored(&self.owner_kind)
+    }
+
+    /// Who holds the token, as people read it: a member's email, or a
+    /// service account's name (it has no email).
+    pub fn owner_label(&self) -> String {
+        match self.owner_kind() {
+            AccountKind::Member => self.owner_email.clone(),
+            AccountKind::ServiceAccount => format!("service account {}", self.owner_name),
+        }
     }
 }
 
@@ -41,6 +57,8 @@ pub struct AuthRow {
     pub user_id: i64,
     pub email: String,
     pub user_name: String,
+    /// `member` or `service_account`.
+    pub kind: String,
     pub disabled_at: Option<i64>,
     pub workspace_id: i64,
     pub workspace_name: String,
@@ -60,7 +78,7 @@ pub struct NewToken<'a> {
 
 macro_rules! select_row {
     () => {
-        "SELECT t.id, t.user_id, u.email AS owner_email, t.workspace_id, w.name AS workspace_name, \
+        "SELECT t.id, t.user_id, u.email AS owner_email, u.kind AS owner_kind, u.name AS owner_name, t.workspace_id, w.name AS workspace_name, \
      t.name, t.scope, t.last4, t.created_at, t.expires_at, t.last_used_at \
      FROM personal_access_tokens t \
      JOIN users u ON u.id = t.user_id \
@@ -286,7 +304,7 @@ pub async fn find_auth_by_digest<'e>(
 ) -> Result<Option<AuthRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.id AS token_id, t.name AS token_name, t.scope, t.expires_at, t.last_used_at, \
-         u.id AS user_id, u.email, u.name AS user_name, u.disabled_at, \
+         u.id AS user_id, u.email, u.name AS user_name, u.kind, u.disabled_at, \
          w.id AS workspace_id, w.name AS workspace_name, m.role \
          FROM personal_access_tokens t \
          JOIN users u ON u.id = t.user_id \

@@ -10,11 +10,13 @@ pub struct UserRow {
     pub password_hash: String,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
+    /// `member` or `service_account` (see `domain::AccountKind`).
+    pub kind: String,
 }
 
 macro_rules! columns {
     () => {
-        "id, email, name, password_hash, disabled_at, created_at"
+        "id, email, name, password_hash, disabled_at, created_at, kind"
     };
 }
 
@@ -40,6 +42,8 @@ pub async fn insert<'e>(
         .await
 }
 
+/// A member by email; service accounts have no sign-in email and are never
+/// found here (so never signed in to, invited or matched by Basic auth).
 pub async fn find_by_email<'e>(
     ex: impl Executor<'e, Database = Any>,
     email: &str,
@@ -47,7 +51,7 @@ pub async fn find_by_email<'e>(
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM users WHERE email = $1"
+        " FROM users WHERE email = $1 AND kind = 'member'"
     ))
     .bind(email)
     .fetch_optional(ex)

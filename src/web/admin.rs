@@ -36,7 +36,7 @@ pub struct WorkspaceField {
 }
 
 /// The workspace the page is about, as the actor resolves it.
-fn workspace_of(actor: &Actor, workspace: Option<i64>) -> Result<Membership, PageError> {
+pub(crate) fn workspace_of(actor: &Actor, workspace: Option<i64>) -> Result<Membership, PageError> {
     Ok(actor.admin_workspace(workspace.map(WorkspaceId))?)
 }
 
@@ -105,7 +105,11 @@ async fn members_page(
         .pending_invitations(actor, ws.workspace_id, now())
         .await?;
     Ok(MembersPage {
-        layout: Layout::new(session, Some(user), "Members", "members")?,
+        layout: Layout::new(session, Some(user), "Members", "members")?.in_workspace(
+            user,
+            &ws,
+            urls::MEMBERS,
+        ),
         members: page
             .items
             .iter()
@@ -384,7 +388,8 @@ pub async fn workspace_tokens(
     let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     let now = now();
     ok(&WorkspaceTokensPage {
-        layout: Layout::new(&session, Some(user), "Workspace tokens", "workspace-tokens")?,
+        layout: Layout::new(&session, Some(user), "Workspace tokens", "workspace-tokens")?
+            .in_workspace(user, &ws, urls::WORKSPACE_TOKENS),
         tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
         total,
         revoke_message: revoke_all_message(total as usize),
@@ -457,7 +462,7 @@ pub async fn workspace_revoke_one(
     flash(
         &session,
         "success",
-        format!("Token “{}” of {} revoked.", token.name, token.owner_email),
+        format!("Token “{}” of {} revoked.", token.name, token.owner_label()),
     )?;
     Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
 }
@@ -494,7 +499,11 @@ pub async fn audit_log(
         .audit_log(actor, ws.workspace_id, query.before, Some(100))
         .await?;
     ok(&AuditLogPage {
-        layout: Layout::new(&session, Some(user), "Audit log", "audit-log")?,
+        layout: Layout::new(&session, Some(user), "Audit log", "audit-log")?.in_workspace(
+            user,
+            &ws,
+            urls::AUDIT_LOG,
+        ),
         events: page
             .items
             .into_iter()

@@ -7,9 +7,11 @@ pub mod extractors;
 pub mod pages;
 pub mod reveal;
 pub mod security;
+pub mod service_accounts;
 pub mod session;
 pub mod static_files;
 pub mod tokens;
+pub mod workspaces;
 
 use actix_session::Session;
 use actix_web::http::header;
@@ -37,9 +39,16 @@ pub mod urls {
     pub const WORKSPACE_TOKENS: &str = "/workspace-tokens";
     pub const WORKSPACE_TOKENS_REVOKE_ALL: &str = "/workspace-tokens/revoke-all";
     pub const AUDIT_LOG: &str = "/audit-log";
+    pub const SERVICE_ACCOUNTS: &str = "/service-accounts";
+    pub const WORKSPACES: &str = "/workspaces";
 
     pub fn token_delete(id: i64) -> String {
         format!("/profile/tokens/{id}/delete")
+    }
+
+    /// A service account's page (`rest` empty) or one of its actions.
+    pub fn service_account(id: i64, rest: &str) -> String {
+        format!("/service-accounts/{id}{rest}")
     }
 
     pub fn invitation_cancel(id: i64) -> String {
@@ -100,6 +109,54 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::workspace_revoke_one),
         )
         .route(AUDIT_LOG, web::get().to(admin::audit_log))
+        .route(WORKSPACES, web::get().to(workspaces::list))
+        .route(WORKSPACES, web::post().to(workspaces::create))
+        .route(
+            "/workspaces/{id}/rename",
+            web::post().to(workspaces::rename),
+        )
+        .route(SERVICE_ACCOUNTS, web::get().to(service_accounts::list))
+        .route(SERVICE_ACCOUNTS, web::post().to(service_accounts::create))
+        .route(
+            "/service-accounts/{id}",
+            web::get().to(service_accounts::show),
+        )
+        .route(
+            "/service-accounts/{id}/tokens",
+            web::post().to(service_accounts::generate),
+        )
+        .route(
+            "/service-accounts/{id}/tokens/new",
+            web::get().to(service_accounts::new_token),
+        )
+        .route(
+            "/service-accounts/{id}/tokens/created",
+            web::get().to(service_accounts::created),
+        )
+        .route(
+            "/service-accounts/{id}/tokens/{token_id}/delete",
+            web::get().to(service_accounts::delete_token_confirm),
+        )
+        .route(
+            "/service-accounts/{id}/tokens/{token_id}/delete",
+            web::post().to(service_accounts::delete_token),
+        )
+        .route(
+            "/service-accounts/{id}/revoke-all",
+            web::get().to(service_accounts::revoke_all_confirm),
+        )
+        .route(
+            "/service-accounts/{id}/revoke-all",
+            web::post().to(service_accounts::revoke_all),
+        )
+        .route(
+            "/service-accounts/{id}/delete",
+            web::get().to(service_accounts::delete_confirm),
+        )
+        .route(
+            "/service-accounts/{id}/delete",
+            web::post().to(service_accounts::delete),
+        )
         .route("/invitations/{code}", web::get().to(pages::invitation_form))
         .route(
             "/invitations/{code}",
@@ -134,6 +191,13 @@ pub struct NavUser {
     pub is_admin: bool,
 }
 
+/// The left panel's workspace choice, on the pages of one workspace, for
+/// Admins of several: a GET form back to the same page.
+pub struct WorkspaceSwitch {
+    pub action: &'static str,
+    pub choices: Vec<(i64, String, bool)>,
+}
+
 /// What the base layout needs: title, left panel, CSRF token, flash.
 pub struct Layout {
     pub title: String,
@@ -142,6 +206,10 @@ pub struct Layout {
     pub flash: Option<Flash>,
     /// The active left-panel item.
     pub nav: &'static str,
+    pub workspace_switch: Option<WorkspaceSwitch>,
+    /// `?workspace=N` on the Admin links while a page is about workspace N
+    /// (empty otherwise), so an Admin of several stays in the chosen one.
+    pub workspace_query: String,
 }
 
 impl Layout {
@@ -167,7 +235,42 @@ impl Layout {
             csrf: csrf_token(session)?,
             flash,
             nav,
+            workspace_switch: None,
+            workspace_query: String::new(),
         })
+    }
+
+    /// For a page about workspace `current` at `path`: the left panel
+    /// offers the other workspaces the member administers, and its links
+    /// keep the workspace.
+    pub fn in_workspace(
+        mut self,
+        user: &SignedInUser,
+        current: &crate::service::Membership,
+        path: &'static str,
+    ) -> Self {
+        let administered: Vec<_> = user
+            .memberships
+            .iter()
+            .filter(|m| m.role == crate::domain::Role::Admin)
+            .collect();
+        if administered.len() > 1 {
+            self.workspace_switch = Some(WorkspaceSwitch {
+                action: path,
+                choices: administered
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.workspace_id.0,
+                            m.workspace_name.clone(),
+                            m.workspace_id == current.workspace_id,
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        self.workspace_query = format!("?workspace={}", current.workspace_id);
+        self
     }
 }
 

@@ -52,6 +52,18 @@ pub fn seal(
     revealed: Revealed,
     secure: bool,
 ) -> Result<Cookie<'static>, PageError> {
+    seal_for(key, session, user, revealed, secure, urls::TOKENS_CREATED)
+}
+
+/// `seal` for the show-once page at `path` (a service account's, say).
+pub fn seal_for(
+    key: &RevealKey,
+    session: &Session,
+    user: UserId,
+    revealed: Revealed,
+    secure: bool,
+    path: &str,
+) -> Result<Cookie<'static>, PageError> {
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 22);
     session.insert(NONCE, &nonce)?;
     let value = serde_json::to_string(&Sealed {
@@ -60,12 +72,12 @@ pub fn seal(
         revealed,
     })
     .map_err(|e| PageError::Internal(e.into()))?;
-    Ok(encrypt(key, value, secure))
+    Ok(encrypt(key, value, secure, path))
 }
 
-fn encrypt(key: &RevealKey, value: String, secure: bool) -> Cookie<'static> {
+fn encrypt(key: &RevealKey, value: String, secure: bool, path: &str) -> Cookie<'static> {
     let cookie = Cookie::build(COOKIE, value)
-        .path(urls::TOKENS_CREATED)
+        .path(path.to_owned())
         .http_only(true)
         .secure(secure)
         .same_site(SameSite::Strict)
@@ -95,9 +107,12 @@ pub fn open(
 
 /// The cookie that removes the hand-over cookie from the browser.
 pub fn removal() -> Cookie<'static> {
-    let mut gone = Cookie::build(COOKIE, "")
-        .path(urls::TOKENS_CREATED)
-        .finish();
+    removal_for(urls::TOKENS_CREATED)
+}
+
+/// `removal` for the show-once page at `path`.
+pub fn removal_for(path: &str) -> Cookie<'static> {
+    let mut gone = Cookie::build(COOKIE, "").path(path.to_owned()).finish();
     gone.make_removal();
     gone
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::clock::now;
 use crate::config::Config;
-use crate::domain::{Expiry, Role, TokenId, display_hint};
+use crate::domain::{AccountKind, Expiry, Role, TokenId, display_hint};
 use crate::service::tokens::{GenerateRequest, IssuedToken};
 use crate::service::{Actor, ServiceError, SignedInUser, Tollgate};
 use crate::storage::tokens::TokenRow;
@@ -32,6 +32,8 @@ pub struct TokenView {
     pub scope: &'static str,
     pub workspace: String,
     pub owner: String,
+    /// A service account's token (its owner is the account's name).
+    pub service_account: bool,
     pub created: String,
     pub last_used: String,
     pub expires: String,
@@ -47,7 +49,11 @@ impl TokenView {
             hint: display_hint(&row.last4),
             scope: row.scope().label(),
             workspace: row.workspace_name.clone(),
-            owner: row.owner_email.clone(),
+            owner: match row.owner_kind() {
+                AccountKind::Member => row.owner_email.clone(),
+                AccountKind::ServiceAccount => row.owner_name.clone(),
+            },
+            service_account: row.owner_kind() == AccountKind::ServiceAccount,
             created: format_time(row.created_at),
             last_used: row
                 .last_used_at

@@ -10,7 +10,7 @@ each_backend! {
     async fn only_admins_see_and_open_the_admin_pages(app) {
         let admin = app.signed_in(ADMIN).await;
         let panel = admin.get("/profile").await.texts("nav.sidebar .nav a");
-        assert_eq!(panel, vec!["Profile", "Members", "Workspace tokens", "Audit log"]);
+        assert_eq!(panel, vec!["Profile", "Members", "Workspace tokens", "Service accounts", "Audit log", "Workspaces"]);
         for email in [WRITER, READER] {
             let member = app.signed_in(email).await;
             assert_eq!(member.get("/profile").await.texts("nav.sidebar .nav a"), vec!["Profile"]);

@@ -20,5 +20,7 @@ mod operations;
 mod revocation;
 mod scale_out;
 mod security;
+mod service_accounts;
 mod shutdown;
 mod tokens_pages;
+mod workspaces;

@@ -2,7 +2,7 @@
 //! a given moment. A pure function, so a cached row is judged exactly as a
 //! fresh one, and expiry is checked against `now` at every request.
 
-use crate::domain::{Role, Scope, TokenDigest, TokenId, UserId, WorkspaceId};
+use crate::domain::{AccountKind, Role, Scope, TokenDigest, TokenId, UserId, WorkspaceId};
 use crate::storage::organizations::role_of;
 use crate::storage::tokens::AuthRow;
 
@@ -16,6 +16,8 @@ pub struct Principal {
     pub user_id: UserId,
     pub email: String,
     pub user_name: String,
+    /// A member's token, or a service account's.
+    pub kind: AccountKind,
     pub workspace_id: WorkspaceId,
     pub workspace_name: String,
     /// The owner's current role in the token's workspace.
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Principal {
         f.debug_struct("Principal")
             .field("token_id", &self.token_id)
             .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
             .field("workspace_id", &self.workspace_id)
             .field("scope", &self.scope)
             .field("role", &self.role)
@@ -73,7 +76,10 @@ pub fn judge(row: &AuthRow, digest: &TokenDigest, now: i64) -> Result<Principal,
         .as_deref()
         .map(role_of)
         .ok_or(AuthFailure::NotAMember)?;
-    if !role.may_use_tokens() {
+    let kind = AccountKind::from_stored(&row.kind);
+    // A Read-Only service account is an account made to read: its tokens
+    // work within that role. Read-Only *members* can not use tokens.
+    if kind == AccountKind::Member && !role.may_use_tokens() {
         return Err(AuthFailure::OwnerReadOnly);
     }
     Ok(Principal {
@@ -84,6 +90,7 @@ pub fn judge(row: &AuthRow, digest: &TokenDigest, now: i64) -> Result<Principal,
         user_id: UserId(row.user_id),
         email: row.email.clone(),
         user_name: row.user_name.clone(),
+        kind,
         workspace_id: WorkspaceId(row.workspace_id),
         workspace_name: row.workspace_name.clone(),
         role,
@@ -102,6 +109,7 @@ pub(crate) fn row(role: Option<&str>, scope: &str) -> AuthRow {
         user_id: 3,
         email: "w@example.com".to_owned(),
         user_name: "W".to_owned(),
+        kind: "member".to_owned(),
         disabled_at: None,
         workspace_id: 1,
         workspace_name: "Default".to_owned(),
@@ -172,6 +180,22 @@ mod tests {
                     r.role = Some("admin".into());
                 }),
                 Ok(Role::ReadOnly),
+            ),
+            (
+                "Read-Only service account: its tokens read",
+                Box::new(|r| {
+                    r.kind = "service_account".into();
+                    r.role = Some("read-only".into());
+                }),
+                Ok(Role::ReadOnly),
+            ),
+            (
+                "service account removed from its workspace",
+                Box::new(|r| {
+                    r.kind = "service_account".into();
+                    r.role = None;
+                }),
+                Err(AuthFailure::NotAMember),
             ),
             (
                 "expired beats disabled",
