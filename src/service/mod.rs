@@ -5,6 +5,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod export;
+pub mod leaks;
 pub mod measure;
 pub mod members;
 pub mod passwords;
@@ -27,6 +29,8 @@ pub struct Tollgate {
     pub support_contact: Option<String>,
     /// Counts guesses of passwords and codes (see `throttle`).
     pub throttle: throttle::Throttle,
+    /// Counts leaked-token reports per address (see `leaks`).
+    pub leak_reports: throttle::Throttle,
 }
 
 impl Tollgate {
@@ -36,6 +40,7 @@ impl Tollgate {
             db,
             tokens,
             throttle: Default::default(),
+            leak_reports: leaks::report_throttle(),
             support_contact,
         }
     }

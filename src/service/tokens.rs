@@ -489,7 +489,7 @@ impl Tollgate {
     }
 }
 
-async fn lock_user_tokens(tx: &mut Tx, user: UserId) -> Result<(), ServiceError> {
+pub(crate) async fn lock_user_tokens(tx: &mut Tx, user: UserId) -> Result<(), ServiceError> {
     if storage::users::lock_tokens(&mut **tx, user.0).await? {
         Ok(())
     } else {

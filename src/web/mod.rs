@@ -37,6 +37,7 @@ pub mod urls {
     pub const WORKSPACE_TOKENS: &str = "/workspace-tokens";
     pub const WORKSPACE_TOKENS_REVOKE_ALL: &str = "/workspace-tokens/revoke-all";
     pub const AUDIT_LOG: &str = "/audit-log";
+    pub const AUDIT_LOG_EXPORT: &str = "/audit-log/export";
 
     pub fn token_delete(id: i64) -> String {
         format!("/profile/tokens/{id}/delete")
@@ -100,6 +101,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::workspace_revoke_one),
         )
         .route(AUDIT_LOG, web::get().to(admin::audit_log))
+        .route(AUDIT_LOG_EXPORT, web::get().to(admin::audit_log_export))
         .route("/invitations/{code}", web::get().to(pages::invitation_form))
         .route(
             "/invitations/{code}",

@@ -7,6 +7,7 @@ mod helpers;
 
 mod admin_pages;
 mod api;
+mod audit_log;
 mod browser;
 mod contract;
 mod crash;
@@ -14,6 +15,7 @@ mod doc_examples;
 mod foundation;
 mod fuzz;
 mod hardening;
+mod leaked_tokens;
 mod metrics;
 mod operations;
 mod revocation;
