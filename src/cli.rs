@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `check`, `backup`,
-//! `users create`.
+//! `users create`, `check-token`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -43,6 +43,12 @@ enum Command {
         /// The file to write; must not exist yet.
         path: std::path::PathBuf,
     },
+    /// Check tokens read from standard input, one a line, for the Tollgate
+    /// format and checksum, offline: prints `valid` or `invalid` per line
+    /// (with the token's hint, never the secret) and exits non-zero when any
+    /// line is invalid. Use it to drop a secret scanner's false positives:
+    /// a regular expression can not check a CRC32.
+    CheckToken,
     /// Manage users.
     Users {
         #[command(subcommand)]
@@ -112,6 +118,19 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(message) => fail(&message),
         },
+        Command::CheckToken => {
+            let mut input = String::new();
+            if let Err(err) = std::io::stdin().read_to_string(&mut input) {
+                return fail(&format!("can not read standard input: {err}"));
+            }
+            let (report, all_valid) = check_tokens(&input);
+            print!("{report}");
+            if all_valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Users {
             command:
                 UsersCommand::Create {
@@ -148,6 +167,30 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// One line per non-empty input line: `valid tgp_…last4` or `invalid`
+/// with the line number; and whether every token was valid.
+pub fn check_tokens(input: &str) -> (String, bool) {
+    let mut report = String::new();
+    let mut all_valid = true;
+    for (number, line) in input.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match crate::domain::PlainToken::parse(line) {
+            Ok(token) => report.push_str(&format!("line {}: valid {token:?}\n", number + 1)),
+            Err(_) => {
+                all_valid = false;
+                report.push_str(&format!(
+                    "line {}: invalid (not a Tollgate token, or its checksum does not match)\n",
+                    number + 1
+                ));
+            }
+        }
+    }
+    (report, all_valid)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

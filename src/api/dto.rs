@@ -253,3 +253,74 @@ pub struct RevokeAllRequest {
 fn some_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     i64::deserialize(d).map(Some)
 }
+
+/// One entry of a leaked-token report, in the shape GitHub secret scanning
+/// (and scanners following it) send. Only `token` is required.
+#[derive(Deserialize, ToSchema)]
+pub struct LeakReportDto {
+    /// The secret that was found.
+    pub token: String,
+    /// The scanner's name for the kind of secret, e.g. `tollgate_pat`.
+    #[serde(default, rename = "type")]
+    #[schema(required = false, value_type = String)]
+    pub kind: Option<String>,
+    /// Where it was found.
+    #[serde(default)]
+    #[schema(required = false, value_type = String)]
+    pub url: Option<String>,
+    /// What found it, e.g. `content`, `commit`, `gitleaks`.
+    #[serde(default)]
+    #[schema(required = false, value_type = String)]
+    pub source: Option<String>,
+}
+
+/// The verdict on one reported entry, in the order sent (GitHub's partner
+/// feedback shape). Nothing else about the token is revealed.
+#[derive(Serialize, ToSchema)]
+pub struct LeakLabelDto {
+    /// The token as reported.
+    pub token_raw: String,
+    /// The `type` as reported (empty when none was sent).
+    pub token_type: String,
+    /// `true_positive`: it was a live token and is revoked now.
+    /// `false_positive`: malformed, unknown, expired or already revoked.
+    #[schema(value_type = String, pattern = "^(true_positive|false_positive)$")]
+    pub label: &'static str,
+}
+
+/// Paging and filters of `GET /api/v1/audit-log`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditLogQuery {
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// Opaque: the `next_cursor` of the previous page, as given. Anything
+    /// else answers 400 `invalid_query`.
+    pub cursor: Option<String>,
+    /// Part of who acted (an email, a token name), any case.
+    pub actor: Option<String>,
+    /// One action exactly, e.g. `token.created`.
+    pub action: Option<String>,
+    /// First day, `YYYY-MM-DD` (UTC), or an instant `YYYY-MM-DDTHH:MM:SSZ`.
+    pub from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (UTC, included), or an instant `YYYY-MM-DDTHH:MM:SSZ`.
+    pub to: Option<String>,
+}
+
+/// Format and filters of `GET /api/v1/audit-log/export`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditExportQuery {
+    /// `jsonl` (the default: one JSON event a line, as in the list) or `csv`.
+    #[param(pattern = "^(jsonl|csv)$")]
+    pub format: Option<String>,
+    /// Part of who acted (an email, a token name), any case.
+    pub actor: Option<String>,
+    /// One action exactly, e.g. `token.created`.
+    pub action: Option<String>,
+    /// First day, `YYYY-MM-DD` (UTC), or an instant `YYYY-MM-DDTHH:MM:SSZ`.
+    pub from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (UTC, included), or an instant `YYYY-MM-DDTHH:MM:SSZ`.
+    pub to: Option<String>,
+}

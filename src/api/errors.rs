@@ -15,6 +15,8 @@ pub struct ApiError {
     message: String,
     /// The `Allow` header of a 405.
     allow: Option<String>,
+    /// The `Retry-After` header of a 429, in seconds.
+    retry_after: Option<i64>,
 }
 
 /// The body of every error answer, as the OpenAPI document describes it.
@@ -38,6 +40,7 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -86,9 +89,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { message, .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
-            ServiceError::TooManyAttempts { message, .. } => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
-            }
+            ServiceError::TooManyAttempts {
+                message,
+                retry_after,
+            } => Self {
+                retry_after: Some(retry_after.max(1)),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+            },
             ServiceError::Unexpected(err) => {
                 tracing::error!(error = ?err, "API request failed");
                 Self::new(
@@ -124,6 +131,9 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 r#"Bearer realm="tollgate", error="insufficient_scope""#,
             ));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if let Some(allow) = &self.allow {
             response.insert_header((header::ALLOW, allow.as_str()));

@@ -5,15 +5,21 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api::dto::{
-    AuditEventDto, IssuedTokenDto, MeDto, MemberDto, Page, PageQuery, RevokeAllRequest, RevokedDto,
-    TokenDto,
+    AuditEventDto, AuditExportQuery, AuditLogQuery, IssuedTokenDto, LeakLabelDto, LeakReportDto,
+    MeDto, MemberDto, Page, PageQuery, RevokeAllRequest, RevokedDto, TokenDto,
 };
-use crate::api::openapi::{BadBody, BadQuery, Forbidden, NotFound, TooLarge, Unauthorized};
+use crate::api::openapi::{
+    BadBody, BadQuery, Forbidden, NotFound, ReportTooLarge, TooLarge, TooManyEntries,
+    TooManyRequests, Unauthorized,
+};
 use crate::api::{ApiCaller, ApiError};
 use crate::clock::now;
 use crate::domain::{TokenId, UserId};
 use crate::request::request_meta;
-use crate::service::{Actor, Tollgate};
+use crate::service::audit::{AuditFilter, AuditFilterInput};
+use crate::service::export::ExportFormat;
+use crate::service::leaks::{self, LeakReport};
+use crate::service::{Actor, ServiceError, Tollgate};
 
 type App = web::Data<Tollgate>;
 
@@ -44,10 +50,17 @@ fn paging(query: &PageQuery) -> Result<(Option<i64>, Option<i64>), ApiError> {
 /// The largest JSON body the API reads.
 const MAX_JSON_BODY: usize = 16 * 1024;
 
+/// The largest leaked-token report: 1,000 entries with long URLs.
+const MAX_REPORT_BODY: usize = 1024 * 1024;
+
 /// Reads a request body, answering a JSON 413 past `MAX_JSON_BODY` (the
 /// `Bytes` extractor's own refusal would not be JSON).
 async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    match payload.to_bytes_limited(MAX_JSON_BODY).await {
+    read_body_limited(payload, MAX_JSON_BODY).await
+}
+
+async fn read_body_limited(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(limit).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(err)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -57,7 +70,7 @@ async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
         Err(_) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            "The request body is over 16 KiB.",
+            format!("The request body is over {} KiB.", limit / 1024),
         )),
     }
 }
@@ -224,26 +237,160 @@ pub async fn revoke_workspace_tokens(
     Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
 }
 
+fn invalid_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+/// Reads the audit-log filters; a bad one is 400 `invalid_query` naming it.
+fn audit_filter(input: AuditFilterInput) -> Result<AuditFilter, ApiError> {
+    AuditFilter::parse(&input).map_err(|err| match err {
+        ServiceError::Invalid { field, message } => invalid_query(format!("`{field}`: {message}")),
+        other => other.into(),
+    })
+}
+
 #[utoipa::path(get, path = "/api/v1/audit-log", tag = "workspace", operation_id = "auditLog",
-    summary = "Audit events of the workspace, newest first",
-    description = "Needs the Admin scope.", params(PageQuery),
+    summary = "Audit events of the workspace, newest first, optionally filtered",
+    description = "Needs the Admin scope. `actor`, `action`, `from` and `to` narrow the list; paging keeps them (pass them again with `cursor`).",
+    params(AuditLogQuery),
     responses((status = 200, description = "A page of events", body = Page<AuditEventDto>),
         (status = 400, response = BadQuery), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn audit_log(
     app: App,
     ApiCaller(caller): ApiCaller,
-    query: web::Query<PageQuery>,
+    query: web::Query<AuditLogQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (cursor, limit) = paging(&query)?;
+    let query = query.into_inner();
+    let (cursor, limit) = paging(&PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    })?;
+    let filter = audit_filter(AuditFilterInput {
+        actor: query.actor,
+        action: query.action,
+        from: query.from,
+        to: query.to,
+    })?;
     let ws = caller.admin_workspace(None)?;
     let result = app
-        .audit_log(&caller, ws.workspace_id, cursor, limit)
+        .audit_log(&caller, ws.workspace_id, &filter, cursor, limit)
         .await?;
     let next_cursor = result.next_cursor.map(|c| c.to_string());
     Ok(HttpResponse::Ok().json(Page {
         data: result.items.into_iter().map(AuditEventDto::from).collect(),
         next_cursor,
     }))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit-log/export", tag = "workspace", operation_id = "exportAuditLog",
+    summary = "The whole audit log of the workspace (or the filtered part) as one download",
+    description = "Needs the Admin scope. Newest first, streamed: JSON lines (each line an event as in `GET /api/v1/audit-log`) or CSV (RFC 4180, with a header line; text a spreadsheet would run as a formula starts with `'`). Same filters as the list.",
+    params(AuditExportQuery),
+    responses((status = 200, description = "The events", headers(("Content-Disposition" = String, description = "attachment, with a file name")),
+            content(("application/x-ndjson"), ("text/csv"))),
+        (status = 400, response = BadQuery), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
+pub async fn export_audit_log(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+    query: web::Query<AuditExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let format = match query.format.as_deref() {
+        None | Some("") => ExportFormat::JsonLines,
+        Some(raw) => ExportFormat::parse(raw).map_err(|e| invalid_query(e.0))?,
+    };
+    let filter = audit_filter(AuditFilterInput {
+        actor: query.actor,
+        action: query.action,
+        from: query.from,
+        to: query.to,
+    })?;
+    let ws = caller.admin_workspace(None)?;
+    let pages = app.audit_export(&caller, ws.workspace_id, &filter)?;
+    Ok(crate::download::audit_export(format, pages))
+}
+
+#[utoipa::path(post, path = "/api/v1/leaked-tokens", tag = "leaks", operation_id = "reportLeakedTokens",
+    summary = "Report tokens found where they should not be; live ones are revoked at once",
+    description = "For secret scanners (GitHub secret scanning, gitleaks, trufflehog) and anyone who found a token: needs no authentication. Send a JSON array of at most 1,000 entries `{\"token\", \"type\", \"url\", \"source\"}` (only `token` is required). Every live Tollgate token among them is revoked at once, recorded in the audit log with its URL and source, and shown to its owner and the workspace's Admins. The answer labels each entry, in order: `true_positive` (it was live and is revoked now) or `false_positive` (malformed, unknown, expired or already revoked); it reveals nothing else. A request that can not be read revokes nothing. Limited to 60 reports a minute per client address.",
+    security(()),
+    request_body(content = Vec<LeakReportDto>, content_type = "application/json", description = "The tokens found."),
+    responses((status = 200, description = "One label per entry, in order", body = Vec<LeakLabelDto>),
+        (status = 400, response = BadBody), (status = 413, response = ReportTooLarge),
+        (status = 422, response = TooManyEntries), (status = 429, response = TooManyRequests)))]
+pub async fn report_leaked_tokens(
+    app: App,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let meta = request_meta(&req);
+    let now = now();
+    app.admit_leak_report(&meta.ip, now)?;
+    let body = read_body_limited(body, MAX_REPORT_BODY).await?;
+    let reports = parse_leak_report(&body)?;
+    let verdicts = app.report_leaked_tokens(&reports, &meta, now).await?;
+    let labels: Vec<LeakLabelDto> = reports
+        .into_iter()
+        .zip(verdicts)
+        .map(|(report, verdict)| LeakLabelDto {
+            token_raw: report.token,
+            token_type: report.kind,
+            label: verdict.label(),
+        })
+        .collect();
+    // The answer repeats the secrets it was sent.
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(labels))
+}
+
+/// Reads a whole report before anything is revoked: one unreadable entry
+/// refuses the request, naming the entry.
+fn parse_leak_report(body: &[u8]) -> Result<Vec<LeakReport>, ApiError> {
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message);
+    let value = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|e| invalid(format!("The request body is not JSON: {e}")))?;
+    let serde_json::Value::Array(entries) = value else {
+        return Err(invalid(
+            "The request body must be a JSON array like [{\"token\": \"tgp_…\", \"type\": \"tollgate_pat\", \"url\": \"…\", \"source\": \"…\"}].".to_owned(),
+        ));
+    };
+    if entries.len() > leaks::MAX_ENTRIES {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_entries",
+            format!(
+                "A report holds at most {} entries; this one has {}. Send it in parts.",
+                leaks::MAX_ENTRIES,
+                entries.len()
+            ),
+        ));
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            // Only an object is an entry: serde would also build one from
+            // an array of strings.
+            if !entry.is_object() {
+                return Err(invalid(format!(
+                    "Entry {i} must be an object like {{\"token\": \"tgp_…\"}}."
+                )));
+            }
+            serde_json::from_value::<LeakReportDto>(entry)
+                .map(|dto| LeakReport {
+                    token: dto.token,
+                    kind: dto.kind.unwrap_or_default(),
+                    url: dto.url.unwrap_or_default(),
+                    source: dto.source.unwrap_or_default(),
+                })
+                .map_err(|e| {
+                    invalid(format!(
+                        "Entry {i} must be an object with a string `token` (and optional string `type`, `url`, `source`): {e}."
+                    ))
+                })
+        })
+        .collect()
 }
 
 #[utoipa::path(get, path = "/api/openapi.json", tag = "document", operation_id = "openapi",

@@ -57,6 +57,8 @@ api_routes! {
     get "/api/v1/workspace/tokens" => handlers::workspace_tokens,
     post "/api/v1/workspace/tokens/revoke-all" => handlers::revoke_workspace_tokens,
     get "/api/v1/audit-log" => handlers::audit_log,
+    get "/api/v1/audit-log/export" => handlers::export_audit_log,
+    post "/api/v1/leaked-tokens" => handlers::report_leaked_tokens,
 }
 
 /// The `Allow` header of a path: its methods, as the route table has them.

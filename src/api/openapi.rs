@@ -45,6 +45,23 @@ pub struct BadBody<'a>(#[to_schema] pub ErrorBody<'a>);
 #[response(description = "A body over 16 KiB. Code: `payload_too_large`.")]
 pub struct TooLarge<'a>(#[to_schema] pub ErrorBody<'a>);
 
+#[derive(ToResponse)]
+#[response(description = "A leaked-token report over 1 MiB. Code: `payload_too_large`.")]
+pub struct ReportTooLarge<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(
+    description = "A leaked-token report of more than 1,000 entries; nothing was revoked. Code: `too_many_entries`."
+)]
+pub struct TooManyEntries<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(
+    description = "Too many requests from this address. Code: `too_many_attempts`. Comes with `Retry-After`.",
+    headers(("Retry-After" = i64, description = "Seconds to wait before trying again."))
+)]
+pub struct TooManyRequests<'a>(#[to_schema] pub ErrorBody<'a>);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -63,10 +80,22 @@ pub struct TooLarge<'a>(#[to_schema] pub ErrorBody<'a>);
         handlers::workspace_tokens,
         handlers::revoke_workspace_tokens,
         handlers::audit_log,
+        handlers::export_audit_log,
+        handlers::report_leaked_tokens,
     ),
     components(
-        schemas(ErrorBody, dto::RevokeAllRequest),
-        responses(Unauthorized, Forbidden, NotFound, BadQuery, BadBody, TooLarge)
+        schemas(ErrorBody, dto::RevokeAllRequest, dto::LeakReportDto, dto::LeakLabelDto),
+        responses(
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            BadQuery,
+            BadBody,
+            TooLarge,
+            ReportTooLarge,
+            TooManyEntries,
+            TooManyRequests
+        )
     ),
     security(("bearerAuth" = []), ("basicAuth" = [])),
     modifiers(&SecuritySchemes)

@@ -6,6 +6,8 @@
 pub mod actor;
 pub mod audit;
 pub mod auth;
+pub mod export;
+pub mod leaks;
 pub mod measure;
 pub mod members;
 pub mod passwords;
@@ -31,6 +33,8 @@ pub struct Tollgate {
     pub support_contact: Option<String>,
     /// Counts guesses of passwords and codes (see `throttle`).
     pub throttle: throttle::Throttle,
+    /// Counts leaked-token reports per address (see `leaks`).
+    pub leak_reports: throttle::Throttle,
 }
 
 impl Tollgate {
@@ -40,6 +44,7 @@ impl Tollgate {
             db,
             tokens,
             throttle: Default::default(),
+            leak_reports: leaks::report_throttle(),
             support_contact,
         }
     }

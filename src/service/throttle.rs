@@ -34,6 +34,8 @@ pub enum Kind {
     CurrentPassword,
     SetupCode,
     InvitationCode,
+    /// Unauthenticated leaked-token reports (counted per address only).
+    LeakReport,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::CurrentPassword => b"current-password",
             Kind::SetupCode => b"setup-code",
             Kind::InvitationCode => b"invitation-code",
+            Kind::LeakReport => b"leak-report",
         }
     }
 }

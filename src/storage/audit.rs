@@ -57,13 +57,40 @@ pub async fn insert<'e>(
     .map(|_| ())
 }
 
+/// Which events a query returns, ready to bind: every field always binds
+/// (no NULL parameters), so one static query serves every combination.
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    /// A `LIKE` pattern over the lower-cased actor label (`%` for any).
+    pub actor_pattern: String,
+    /// An exact action, or empty for any.
+    pub action: String,
+    /// Unix seconds, inclusive.
+    pub from: i64,
+    /// Unix seconds, exclusive.
+    pub until: i64,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self {
+            actor_pattern: "%".to_owned(),
+            action: String::new(),
+            from: i64::MIN,
+            until: i64::MAX,
+        }
+    }
+}
+
 /// Events of a workspace, and account events (sign-ins, failed sign-ins,
-/// password changes) of its members, newest first, with ids below `before`.
-/// An account event names the member as actor, or as target when nobody
-/// signed in (a failed sign-in).
+/// password changes) of its members, newest first, with ids below `before`
+/// (keyset paging: each page starts where the last one ended, however long
+/// the log), narrowed by `query`. An account event names the member as
+/// actor, or as target when nobody signed in (a failed sign-in).
 pub async fn page<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
+    query: &AuditQuery,
     before: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
@@ -72,11 +99,32 @@ pub async fn page<'e>(
          target_label, detail, ip, user_agent, created_at FROM audit_events \
          WHERE (workspace_id = $1 OR (workspace_id IS NULL AND COALESCE(actor_user_id, target_id) IN \
          (SELECT user_id FROM memberships WHERE workspace_id = $1))) \
-         AND id < $2 ORDER BY id DESC LIMIT $3",
+         AND id < $2 AND LOWER(actor_label) LIKE $3 ESCAPE '\\' AND ($4 = '' OR action = $4) \
+         AND created_at >= $5 AND created_at < $6 \
+         ORDER BY id DESC LIMIT $7",
     )
     .bind(workspace_id)
     .bind(before)
+    .bind(&query.actor_pattern)
+    .bind(&query.action)
+    .bind(query.from)
+    .bind(query.until)
     .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+/// The actions recorded for a workspace and its members, for the filter's
+/// suggestions.
+pub async fn actions<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT action FROM audit_events \
+         WHERE workspace_id = $1 OR workspace_id IS NULL ORDER BY action",
+    )
+    .bind(workspace_id)
     .fetch_all(ex)
     .await
 }

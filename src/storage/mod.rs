@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth_channel;
 pub mod invitations;
+pub mod leaks;
 pub mod ops;
 pub mod organizations;
 pub mod service_accounts;

@@ -366,3 +366,15 @@ pub async fn auth_version<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i
         .fetch_one(ex)
         .await
 }
+
+/// The token with this digest, if it exists (for leak reports, which come
+/// with a secret and nothing else).
+pub async fn find_by_digest<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    digest: &str,
+) -> Result<Option<TokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!(select_row!(), " WHERE t.digest = $1"))
+        .bind(digest)
+        .fetch_optional(ex)
+        .await
+}

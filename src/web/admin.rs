@@ -13,12 +13,14 @@ use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{Role, TokenId, UserId, WorkspaceId};
 use crate::request::request_origin;
+use crate::service::audit::{AuditFilter, AuditFilterInput};
+use crate::service::export::ExportFormat;
 use crate::service::members::Invitation;
 use crate::service::{Actor, Membership, ServiceError, SignedInUser, Tollgate};
 use crate::web::errors::PageError;
 use crate::web::extractors::{ClientMeta, CsrfForm, CurrentActor};
 use crate::web::pages::EmptyForm;
-use crate::web::tokens::{ConfirmPage, TokenView, revoke_all_message};
+use crate::web::tokens::{ConfirmPage, LeakNoticeView, TokenView, revoke_all_message};
 use crate::web::{Layout, flash, format_time, ok, render, see_other, urls};
 
 type App = web::Data<Tollgate>;
@@ -26,7 +28,6 @@ type App = web::Data<Tollgate>;
 #[derive(Deserialize)]
 pub struct WorkspaceQuery {
     workspace: Option<i64>,
-    before: Option<i64>,
     after: Option<i64>,
 }
 
@@ -372,6 +373,7 @@ struct WorkspaceTokensPage {
     total: i64,
     revoke_message: String,
     next: Option<i64>,
+    leaks: Vec<LeakNoticeView>,
 }
 
 pub async fn workspace_tokens(
@@ -387,7 +389,9 @@ pub async fn workspace_tokens(
         .await?;
     let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     let now = now();
+    let leaks = app.leak_notices_for_workspace(ws.workspace_id, now).await?;
     ok(&WorkspaceTokensPage {
+        leaks: leaks.iter().map(|r| LeakNoticeView::new(r, true)).collect(),
         layout: Layout::new(&session, Some(user), "Workspace tokens", "workspace-tokens")?
             .in_workspace(user, &ws, urls::WORKSPACE_TOKENS),
         tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
@@ -484,26 +488,131 @@ struct AuditLogPage {
     layout: Layout,
     workspace: Membership,
     events: Vec<AuditView>,
-    older: Option<i64>,
+    older: Option<String>,
+    filter: AuditFilterView,
+    actions: Vec<String>,
+    /// The form's error: (field, message).
+    error: Option<(&'static str, String)>,
+    /// Download links of the filtered view; `None` while the filter is bad.
+    export_csv: Option<String>,
+    export_jsonl: Option<String>,
+}
+
+/// The filter as typed, to fill the form again.
+#[derive(Default, Clone)]
+pub struct AuditFilterView {
+    pub actor: String,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl AuditFilterView {
+    fn input(&self) -> AuditFilterInput {
+        AuditFilterInput {
+            actor: Some(self.actor.clone()),
+            action: Some(self.action.clone()),
+            from: Some(self.from.clone()),
+            to: Some(self.to.clone()),
+        }
+    }
+
+    /// A URL of the audit pages that keeps this filter (empty fields left out).
+    fn url(&self, path: &str, ws: &Membership, extra: &[(&str, String)]) -> String {
+        let mut pairs: Vec<(&str, String)> = vec![("workspace", ws.workspace_id.to_string())];
+        for (name, value) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if !value.trim().is_empty() {
+                pairs.push((name, value.clone()));
+            }
+        }
+        pairs.extend(extra.iter().cloned());
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuditPageQuery {
+    workspace: Option<i64>,
+    before: Option<i64>,
+    format: Option<String>,
+    // Not a flattened `AuditFilterView`: flattening makes serde_urlencoded
+    // read `workspace` and `before` as text, and refuse them.
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+impl AuditPageQuery {
+    fn filter(&self) -> AuditFilterView {
+        AuditFilterView {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+        }
+    }
 }
 
 pub async fn audit_log(
     app: App,
     session: Session,
     current: CurrentActor,
-    query: web::Query<WorkspaceQuery>,
+    query: web::Query<AuditPageQuery>,
 ) -> Result<HttpResponse, PageError> {
     let (actor, user) = (&current.0, current.user()?);
     let ws = workspace_of(actor, query.workspace)?;
+    let typed = query.filter();
+    let actions = app.audit_actions(actor, ws.workspace_id).await?;
+    let layout = Layout::new(&session, Some(user), "Audit log", "audit-log")?.in_workspace(
+        user,
+        &ws,
+        urls::AUDIT_LOG,
+    );
+    let filter = match AuditFilter::parse(&typed.input()) {
+        Ok(filter) => filter,
+        Err(ServiceError::Invalid { field, message }) => {
+            return render(
+                StatusCode::BAD_REQUEST,
+                &AuditLogPage {
+                    layout,
+                    events: Vec::new(),
+                    older: None,
+                    filter: typed,
+                    actions,
+                    error: Some((field, message)),
+                    export_csv: None,
+                    export_jsonl: None,
+                    workspace: ws,
+                },
+            );
+        }
+        Err(err) => return Err(err.into()),
+    };
     let page = app
-        .audit_log(actor, ws.workspace_id, query.before, Some(100))
+        .audit_log(actor, ws.workspace_id, &filter, query.before, Some(100))
         .await?;
-    ok(&AuditLogPage {
-        layout: Layout::new(&session, Some(user), "Audit log", "audit-log")?.in_workspace(
-            user,
+    let export = |format: &str| {
+        typed.url(
+            urls::AUDIT_LOG_EXPORT,
             &ws,
-            urls::AUDIT_LOG,
-        ),
+            &[("format", format.to_owned())],
+        )
+    };
+    ok(&AuditLogPage {
+        layout,
         events: page
             .items
             .into_iter()
@@ -516,7 +625,32 @@ pub async fn audit_log(
                 ip: e.ip,
             })
             .collect(),
-        older: page.next_cursor,
+        older: page
+            .next_cursor
+            .map(|c| typed.url(urls::AUDIT_LOG, &ws, &[("before", c.to_string())])),
+        export_csv: Some(export("csv")),
+        export_jsonl: Some(export("jsonl")),
+        filter: typed,
+        actions,
+        error: None,
         workspace: ws,
     })
+}
+
+/// `GET /audit-log/export?format=csv|jsonl&…`: the filtered log as a
+/// download, for the workspace's Admins.
+pub async fn audit_log_export(
+    app: App,
+    current: CurrentActor,
+    query: web::Query<AuditPageQuery>,
+) -> Result<HttpResponse, PageError> {
+    let actor = &current.0;
+    let ws = workspace_of(actor, query.workspace)?;
+    let format = ExportFormat::parse(query.format.as_deref().unwrap_or("csv"))
+        .map_err(|e| PageError::BadRequest(e.0))?;
+    let filter = AuditFilter::parse(&query.filter().input())?;
+    Ok(crate::download::audit_export(
+        format,
+        app.audit_export(actor, ws.workspace_id, &filter)?,
+    ))
 }

@@ -41,6 +41,7 @@ pub mod urls {
     pub const AUDIT_LOG: &str = "/audit-log";
     pub const SERVICE_ACCOUNTS: &str = "/service-accounts";
     pub const WORKSPACES: &str = "/workspaces";
+    pub const AUDIT_LOG_EXPORT: &str = "/audit-log/export";
 
     pub fn token_delete(id: i64) -> String {
         format!("/profile/tokens/{id}/delete")
@@ -157,6 +158,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/service-accounts/{id}/delete",
             web::post().to(service_accounts::delete),
         )
+        .route(AUDIT_LOG_EXPORT, web::get().to(admin::audit_log_export))
         .route("/invitations/{code}", web::get().to(pages::invitation_form))
         .route(
             "/invitations/{code}",

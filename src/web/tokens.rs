@@ -178,6 +178,35 @@ struct TokensPage {
     admins: Vec<(String, String)>,
     support: Option<String>,
     support_is_url: bool,
+    leaks: Vec<LeakNoticeView>,
+}
+
+/// A token revoked because a secret scanner reported it.
+pub struct LeakNoticeView {
+    pub name: String,
+    pub hint: String,
+    /// The owner's email on the Workspace tokens page; empty on the tab.
+    pub owner: String,
+    pub when: String,
+    pub url: String,
+    pub source: String,
+}
+
+impl LeakNoticeView {
+    pub fn new(row: &crate::storage::leaks::LeakReportRow, with_owner: bool) -> Self {
+        Self {
+            name: row.token_name.clone(),
+            hint: display_hint(&row.last4),
+            owner: if with_owner {
+                row.owner_email.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            when: format_time(row.reported_at),
+            url: row.url.clone(),
+            source: row.source.clone(),
+        }
+    }
 }
 
 async fn tokens_page(
@@ -197,7 +226,12 @@ async fn tokens_page(
         None => Vec::new(),
     };
     let support = app.support_contact.clone();
+    let leaks = app.leak_notices_for_member(user, now).await?;
     Ok(TokensPage {
+        leaks: leaks
+            .iter()
+            .map(|r| LeakNoticeView::new(r, false))
+            .collect(),
         layout: Layout::new(session, Some(user), "Personal Access Tokens", "profile")?,
         tokens: rows.iter().map(|r| TokenView::new(r, now)).collect(),
         generate: GenerateView::new(user, typed, error),
