@@ -403,6 +403,23 @@ impl Tollgate {
         Ok(storage::tokens::count_for_workspace(self.db.pool(), workspace.0).await?)
     }
 
+    /// A member of the workspace (their email) and how many tokens they hold
+    /// in it, for the confirmation before revoking them all. Someone who is
+    /// not a member is "not found".
+    pub async fn member_token_count(
+        &self,
+        workspace: WorkspaceId,
+        member: UserId,
+    ) -> Result<(String, i64), ServiceError> {
+        let pool = self.db.pool();
+        let row = storage::organizations::find_member(pool, workspace.0, member.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let count =
+            storage::tokens::count_for_member_in_workspace(pool, workspace.0, member.0).await?;
+        Ok((row.email, count))
+    }
+
     /// Revokes every token of a workspace, or of one member in it. The caller
     /// has checked that the actor administers the workspace.
     pub async fn revoke_workspace_tokens(

@@ -27,6 +27,8 @@ pub struct WorkspaceQuery {
     workspace: Option<i64>,
     before: Option<i64>,
     after: Option<i64>,
+    /// Revoke all: only this member's tokens.
+    member: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -355,6 +357,8 @@ struct WorkspaceTokensPage {
     tokens: Vec<TokenView>,
     total: i64,
     revoke_message: String,
+    /// The members who hold tokens (id, email), for revoking one member's.
+    owners: Vec<(i64, String)>,
     next: Option<i64>,
 }
 
@@ -370,6 +374,13 @@ pub async fn workspace_tokens(
         .await?;
     let total = app.count_workspace_tokens(ws.workspace_id).await?;
     let now = now();
+    let mut owners: Vec<(i64, String)> = page
+        .items
+        .iter()
+        .map(|t| (t.user_id, t.owner_email.clone()))
+        .collect();
+    owners.sort_by(|a, b| a.1.cmp(&b.1));
+    owners.dedup();
     ok(&WorkspaceTokensPage {
         layout: Layout::new(
             &session,
@@ -380,6 +391,7 @@ pub async fn workspace_tokens(
         tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
         total,
         revoke_message: revoke_all_message(total as usize),
+        owners,
         next: page.next_cursor,
         workspace: ws,
     })
@@ -392,7 +404,26 @@ pub async fn workspace_revoke_all_confirm(
     query: web::Query<WorkspaceQuery>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
-    let total = app.count_workspace_tokens(ws.workspace_id).await?;
+    let (heading, total, action) = match query.member {
+        Some(member) => {
+            let (email, count) = app
+                .member_token_count(ws.workspace_id, UserId(member))
+                .await?;
+            (
+                format!("Revoke every token of {email}?"),
+                count,
+                format!(
+                    "{}&member={member}",
+                    with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws)
+                ),
+            )
+        }
+        None => (
+            format!("Revoke every token in {}?", ws.workspace_name),
+            app.count_workspace_tokens(ws.workspace_id).await?,
+            with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws),
+        ),
+    };
     ok(&ConfirmPage {
         layout: Layout::new(
             &session,
@@ -400,9 +431,9 @@ pub async fn workspace_revoke_all_confirm(
             "Revoke all workspace tokens",
             "workspace-tokens",
         )?,
-        heading: format!("Revoke every token in {}?", ws.workspace_name),
+        heading,
         message: revoke_all_message(total as usize),
-        action: with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws),
+        action,
         confirm: "Yes, revoke all",
         cancel: urls::WORKSPACE_TOKENS,
     })
@@ -417,23 +448,25 @@ pub async fn workspace_revoke_all(
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
+    let member = query.member.map(UserId);
+    let whose = match member {
+        Some(member) => app.member_token_count(ws.workspace_id, member).await?.0,
+        None => ws.workspace_name.clone(),
+    };
     let count = app
         .revoke_workspace_tokens(
             ws.workspace_id,
-            None,
+            member,
             &AuditActor::user(&user),
             &meta,
             now(),
         )
         .await?;
-    flash(
-        &session,
-        "success",
-        format!(
-            "{count} token(s) revoked in {}. They no longer work.",
-            ws.workspace_name
-        ),
-    )?;
+    let done = match member {
+        Some(_) => format!("{count} token(s) of {whose} revoked. They no longer work."),
+        None => format!("{count} token(s) revoked in {whose}. They no longer work."),
+    };
+    flash(&session, "success", done)?;
     Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
 }
 
