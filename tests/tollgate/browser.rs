@@ -814,14 +814,19 @@ impl Tab {
                     .filter((el) => el.checkVisibility() && !el.closest('.visually-hidden, .skip-link'))
                     .filter((el) => { const r = el.getBoundingClientRect(); return r.width > 1 && (r.left < -1 || r.right > width + 1); })
                     .map((el) => (el.innerText || el.id || el.tagName).trim().slice(0, 40) + ' at ' + Math.round(el.getBoundingClientRect().left) + '..' + Math.round(el.getBoundingClientRect().right));
-                  return {scroll: document.documentElement.scrollWidth, width, outside};
+                  const wide = Array.from(document.querySelectorAll('body *'))
+                    .filter((el) => el.checkVisibility() && el.getBoundingClientRect().right > width + 1 && !el.closest('.visually-hidden, .skip-link'))
+                    .slice(-3)
+                    .map((el) => el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className + ' “' + (el.innerText || '').trim().slice(0, 40) + '” ends at ' + Math.round(el.getBoundingClientRect().right));
+                  return {scroll: document.documentElement.scrollWidth, width, outside, wide};
                 })()",
             )
             .await;
         let (scroll, width) = (state["scroll"].as_u64(), state["width"].as_u64());
         assert!(
             scroll.is_some() && scroll <= width,
-            "{what}: the page is {scroll:?} px wide on a {width:?} px screen: it scrolls sideways"
+            "{what}: the page is {scroll:?} px wide on a {width:?} px screen: it scrolls sideways (widest: {})",
+            state["wide"]
         );
         assert_eq!(
             state["outside"],
