@@ -1052,7 +1052,6 @@ fn repository() -> PathBuf {
 /// Signs in at /login with the labelled fields, as the guide says.
 async fn sign_in(tab: &mut Tab, email: &str) {
     tab.goto("/login").await;
-    tab.check_accessibility("the sign-in page").await;
     tab.fill("Email", email).await;
     tab.fill("Password", PASSWORD).await;
     tab.follow("Sign in", "/profile").await;
@@ -1223,6 +1222,8 @@ async fn member_follows_the_user_guide_and_sees_every_label_it_names() {
     let mut tab = chromium.tab(&app).await;
 
     // Sign in, open Profile and the Personal Access Tokens tab.
+    tab.goto("/login").await;
+    tab.check_accessibility("the sign-in page").await;
     sign_in(&mut tab, WRITER).await;
     tab.see("Profile").await;
     open_tokens_tab(&mut tab).await;
@@ -1856,6 +1857,9 @@ async fn every_page_of_the_guide_fits_a_phone() {
         .await;
     let mut tab = chromium.tab(&app).await;
     tab.as_phone().await;
+    tab.goto("/login").await;
+    tab.assert_fits_the_screen("the sign-in page").await;
+    tab.check_accessibility("the sign-in page").await;
     sign_in(&mut tab, ADMIN).await;
     tab.assert_fits_the_screen("the profile page").await;
     tab.check_accessibility("the profile page").await;
