@@ -31,7 +31,9 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
 use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
 use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel, LogEntrySource};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
-use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
 use chromiumoxide::cdp::js_protocol::runtime::{
     ConsoleApiCalledType, EvaluateParams, EventConsoleApiCalled, EventExceptionThrown,
 };
@@ -859,7 +861,11 @@ impl Tab {
             "{what} ({width} px wide) breaks WCAG 2.1 AA:\n{}",
             violations
                 .as_array()
-                .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+                .map(|v| v
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n"))
                 .unwrap_or_default()
         );
     }
@@ -1638,7 +1644,12 @@ fn the_guide_is_its_walked_chapters_and_shows_every_committed_picture() {
     assert_eq!(in_chapters, guide_screenshots(&guide));
     let committed: BTreeSet<String> = std::fs::read_dir(repository().join("docs/screenshots"))
         .expect("docs/screenshots")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(
         committed,
@@ -1652,7 +1663,10 @@ fn the_guide_is_its_walked_chapters_and_shows_every_committed_picture() {
 async fn shown_invitation(tab: &mut Tab) -> String {
     let selector = tab.field("Invitation link (shown once)").await;
     let link = tab
-        .eval(&format!("document.querySelector({}).value", json!(selector)))
+        .eval(&format!(
+            "document.querySelector({}).value",
+            json!(selector)
+        ))
         .await;
     let link = link.as_str().unwrap_or_default();
     let at = link
@@ -1691,7 +1705,11 @@ async fn admin_follows_the_admin_chapter_and_sees_every_label_it_names() {
     )
     .await;
     tab.fill("Email", "nina@example.com").await;
-    assert_eq!(tab.chosen("Role").await, "Read-Write", "invitations default to Read-Write");
+    assert_eq!(
+        tab.chosen("Role").await,
+        "Read-Write",
+        "invitations default to Read-Write"
+    );
     tab.seen.insert("Read-Write".to_owned());
     tab.follow("Create invitation", "/members/invite").await;
     tab.see_text("Invitation for nina@example.com (Read-Write) created.")
@@ -1702,20 +1720,30 @@ async fn admin_follows_the_admin_chapter_and_sees_every_label_it_names() {
     tab.click("Copy").await;
     tab.see_text("Copied to the clipboard.").await;
     let copied = tab.clipboard().await.expect("the clipboard can be read");
-    assert!(copied.ends_with(&link), "Copy puts the link on the clipboard: {copied}");
+    assert!(
+        copied.ends_with(&link),
+        "Copy puts the link on the clipboard: {copied}"
+    );
 
     // The newcomer opens the link in a browser of their own and joins.
     let mut newcomer = chromium.tab_of_someone_else(&app).await;
     newcomer.goto(&link).await;
     newcomer.see("Join the workspace").await;
-    newcomer.see_text("You were invited as nina@example.com with the Read-Write role.")
+    newcomer
+        .see_text("You were invited as nina@example.com with the Read-Write role.")
         .await;
     newcomer.fill("Your name", "Nina Newcomer").await;
-    newcomer.fill("Choose a password", "a fine long password").await;
+    newcomer
+        .fill("Choose a password", "a fine long password")
+        .await;
     newcomer.screenshot("join-workspace.png").await;
     newcomer.follow("Join", "/profile").await;
     newcomer.see("Nina Newcomer").await;
-    assert_eq!(status_of(&app, &link).await, StatusCode::NOT_FOUND, "the link works once");
+    assert_eq!(
+        status_of(&app, &link).await,
+        StatusCode::NOT_FOUND,
+        "the link works once"
+    );
     open_tokens_tab(&mut newcomer).await;
     let nina_token = generate_token(&mut newcomer, "Nina's laptop").await;
     assert_eq!(me_with_bearer(&app, &nina_token).await, StatusCode::OK);
@@ -1775,14 +1803,22 @@ async fn admin_follows_the_admin_chapter_and_sees_every_label_it_names() {
     tab.screenshot("cancel-invitation.png").await;
     tab.click("Keep it").await;
     tab.wait_for_no_modal().await;
-    assert_eq!(status_of(&app, &omar).await, StatusCode::OK, "Keep it keeps the invitation");
+    assert_eq!(
+        status_of(&app, &omar).await,
+        StatusCode::OK,
+        "Keep it keeps the invitation"
+    );
     tab.click_in("#invitations tr", "omar@example.com", "Cancel")
         .await;
     tab.wait_for_modal("Cancel invitation?").await;
     tab.follow("Yes, cancel invitation", "/members").await;
     tab.see_text("Invitation for omar@example.com cancelled. Its link no longer works.")
         .await;
-    assert_eq!(status_of(&app, &omar).await, StatusCode::NOT_FOUND, "a cancelled link is refused");
+    assert_eq!(
+        status_of(&app, &omar).await,
+        StatusCode::NOT_FOUND,
+        "a cancelled link is refused"
+    );
 
     // Workspace tokens: every member's; Revoke all for one member.
     tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
@@ -1798,9 +1834,17 @@ async fn admin_follows_the_admin_chapter_and_sees_every_label_it_names() {
     tab.see_text("1 token will stop working at once.").await;
     tab.screenshot("member-revoke-confirmation.png").await;
     tab.follow("Yes, revoke all", "/workspace-tokens").await;
-    tab.see_text("1 token(s) of nina@example.com revoked.").await;
-    assert_eq!(me_with_bearer(&app, &nina_token).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me_with_bearer(&app, &writer_token).await, StatusCode::OK, "other members' tokens go on working");
+    tab.see_text("1 token(s) of nina@example.com revoked.")
+        .await;
+    assert_eq!(
+        me_with_bearer(&app, &nina_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        me_with_bearer(&app, &writer_token).await,
+        StatusCode::OK,
+        "other members' tokens go on working"
+    );
 
     // Revoke all: the whole workspace, after its confirmation.
     tab.click_in("main", "", "Revoke all").await;
@@ -1815,10 +1859,14 @@ async fn admin_follows_the_admin_chapter_and_sees_every_label_it_names() {
     tab.follow("Yes, revoke all", "/workspace-tokens").await;
     tab.see_text("1 token(s) revoked in Default.").await;
     assert_eq!(token_count(&app).await, 0);
-    assert_eq!(me_with_bearer(&app, &writer_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me_with_bearer(&app, &writer_token).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // The Audit log shows all of it, newest first.
-    tab.follow_in(LEFT_PANEL, "", "Audit log", "/audit-log").await;
+    tab.follow_in(LEFT_PANEL, "", "Audit log", "/audit-log")
+        .await;
     tab.see("Audit log").await;
     tab.see_text("workspace.tokens_revoked").await;
     tab.see_text("member.role_changed").await;
@@ -1853,8 +1901,12 @@ async fn admin_follows_the_admin_chapter_and_sees_every_label_it_names() {
 async fn every_page_of_the_guide_fits_a_phone() {
     let chromium = Chromium::launch().await;
     let mut app = helpers::spawn_app(Backend::Sqlite).await;
-    app.token_for(WRITER, "CI pipeline of the nightly release train", "read-write")
-        .await;
+    app.token_for(
+        WRITER,
+        "CI pipeline of the nightly release train",
+        "read-write",
+    )
+    .await;
     let mut tab = chromium.tab(&app).await;
     tab.as_phone().await;
     tab.goto("/login").await;
@@ -1876,14 +1928,19 @@ async fn every_page_of_the_guide_fits_a_phone() {
     tab.screenshot("phone-generate-dialog.png").await;
     tab.follow("Generate", "/profile/tokens/created").await;
     tab.wait_for_modal("Your new token “Deploy script”").await;
-    tab.assert_fits_the_screen("the new token, shown once").await;
+    tab.assert_fits_the_screen("the new token, shown once")
+        .await;
     tab.check_accessibility("the new token, shown once").await;
     tab.follow("Close", "/profile/tokens").await;
-    generate_token(&mut tab, "A token with a rather long name for a small screen")
-        .await;
+    generate_token(
+        &mut tab,
+        "A token with a rather long name for a small screen",
+    )
+    .await;
     tab.see("Deploy script").await;
     tab.eval("window.scrollTo(0, 0)").await;
-    tab.assert_fits_the_screen("the tokens tab with tokens").await;
+    tab.assert_fits_the_screen("the tokens tab with tokens")
+        .await;
     tab.screenshot("phone-tokens-tab.png").await;
 
     tab.click_in("#tokens-table tr", "Deploy script", "Delete")
@@ -1892,10 +1949,15 @@ async fn every_page_of_the_guide_fits_a_phone() {
     tab.assert_fits_the_screen("the delete confirmation").await;
     tab.check_accessibility("the delete confirmation").await;
     tab.follow("Yes, delete", "/profile/tokens").await;
-    assert_eq!(app.count("personal_access_tokens").await, 2, "Delete works on a phone");
+    assert_eq!(
+        app.count("personal_access_tokens").await,
+        2,
+        "Delete works on a phone"
+    );
     tab.click_in("main", "", "Revoke all").await;
     tab.wait_for_modal("Revoke all your tokens?").await;
-    tab.assert_fits_the_screen("the revoke-all confirmation").await;
+    tab.assert_fits_the_screen("the revoke-all confirmation")
+        .await;
     tab.check_accessibility("the revoke-all confirmation").await;
     tab.click("Cancel").await;
     tab.wait_for_no_modal().await;
@@ -1915,11 +1977,17 @@ async fn every_page_of_the_guide_fits_a_phone() {
     tab.follow_in("#members tr", "writer@example.com", "Save", "/members")
         .await;
     tab.see_text("Role changed.").await;
-    tab.click_in("#invitations tr", "a.rather.long.address.for.a.phone@example.com", "Cancel")
-        .await;
+    tab.click_in(
+        "#invitations tr",
+        "a.rather.long.address.for.a.phone@example.com",
+        "Cancel",
+    )
+    .await;
     tab.wait_for_modal("Cancel invitation?").await;
-    tab.assert_fits_the_screen("the cancel-invitation confirmation").await;
-    tab.check_accessibility("the cancel-invitation confirmation").await;
+    tab.assert_fits_the_screen("the cancel-invitation confirmation")
+        .await;
+    tab.check_accessibility("the cancel-invitation confirmation")
+        .await;
     tab.click("Keep it").await;
     tab.wait_for_no_modal().await;
 
@@ -1933,22 +2001,32 @@ async fn every_page_of_the_guide_fits_a_phone() {
 
     tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
         .await;
-    tab.assert_fits_the_screen("the Workspace tokens page").await;
+    tab.assert_fits_the_screen("the Workspace tokens page")
+        .await;
     tab.check_accessibility("the Workspace tokens page").await;
     tab.choose("Member", "writer@example.com").await;
     tab.follow("Revoke member's tokens", "/workspace-tokens/revoke-all")
         .await;
-    tab.assert_fits_the_screen("the member's revoke-all confirmation").await;
-    tab.check_accessibility("the member's revoke-all confirmation").await;
+    tab.assert_fits_the_screen("the member's revoke-all confirmation")
+        .await;
+    tab.check_accessibility("the member's revoke-all confirmation")
+        .await;
     tab.follow("Cancel", "/workspace-tokens").await;
     tab.click_in("main", "", "Revoke all").await;
     tab.wait_for_modal("Revoke every token in Default?").await;
-    tab.assert_fits_the_screen("the workspace's revoke-all confirmation").await;
-    tab.check_accessibility("the workspace's revoke-all confirmation").await;
+    tab.assert_fits_the_screen("the workspace's revoke-all confirmation")
+        .await;
+    tab.check_accessibility("the workspace's revoke-all confirmation")
+        .await;
     tab.follow("Yes, revoke all", "/workspace-tokens").await;
-    assert_eq!(app.count("personal_access_tokens").await, 0, "Revoke all works on a phone");
+    assert_eq!(
+        app.count("personal_access_tokens").await,
+        0,
+        "Revoke all works on a phone"
+    );
 
-    tab.follow_in(LEFT_PANEL, "", "Audit log", "/audit-log").await;
+    tab.follow_in(LEFT_PANEL, "", "Audit log", "/audit-log")
+        .await;
     tab.assert_fits_the_screen("the Audit log").await;
     tab.check_accessibility("the Audit log").await;
     tab.assert_no_problems();
@@ -1968,11 +2046,18 @@ async fn the_main_path_works_with_the_keyboard_alone() {
     let mut tab = chromium.tab(&app).await;
 
     tab.goto("/login").await;
-    assert_eq!(tab.focus().await["text"], json!("#email"), "the Email field has the focus");
+    assert_eq!(
+        tab.focus().await["text"],
+        json!("#email"),
+        "the Email field has the focus"
+    );
     let keyboard = tab.page.find_element("body").await.expect("the page body");
     keyboard.type_str(WRITER).await.expect("type the email");
     tab.tab_to("#password", false).await;
-    keyboard.type_str(PASSWORD).await.expect("type the password");
+    keyboard
+        .type_str(PASSWORD)
+        .await
+        .expect("type the password");
     tab.mark_page().await;
     tab.key("Enter", false).await;
     tab.wait_for_new_page("/profile").await;
@@ -2018,7 +2103,11 @@ async fn the_main_path_works_with_the_keyboard_alone() {
     tab.tab_to("Delete", false).await;
     tab.key("Enter", false).await;
     tab.wait_for_modal("Delete token?").await;
-    assert_eq!(tab.focus().await["text"], json!("Cancel"), "the dialog opens on Cancel");
+    assert_eq!(
+        tab.focus().await["text"],
+        json!("Cancel"),
+        "the dialog opens on Cancel"
+    );
     tab.tab_to("Yes, delete", false).await;
     tab.tab_to("Cancel", true).await;
     tab.key("Escape", false).await;
@@ -2033,7 +2122,10 @@ async fn the_main_path_works_with_the_keyboard_alone() {
     tab.wait_for_new_page("/profile/tokens").await;
     tab.see_text("Token “Keyboard” deleted.").await;
     assert_eq!(token_count(&app).await, 0);
-    assert_eq!(me_with_bearer(&app, &secret).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me_with_bearer(&app, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
     tab.assert_no_problems();
 
     chromium.close().await;
