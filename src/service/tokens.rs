@@ -424,6 +424,25 @@ impl Tollgate {
         Ok(storage::tokens::count_for_workspace(self.db.pool(), workspace.0).await?)
     }
 
+    /// A member of the workspace (their email) and how many tokens they hold
+    /// in it, for the confirmation before revoking them all, for the
+    /// workspace's Admins. Someone who is not a member is "not found".
+    pub async fn member_token_count(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        member: UserId,
+    ) -> Result<(String, i64), ServiceError> {
+        actor.require_admin(workspace)?;
+        let pool = self.db.pool();
+        let row = storage::organizations::find_member(pool, workspace.0, member.0)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let count =
+            storage::tokens::count_for_member_in_workspace(pool, workspace.0, member.0).await?;
+        Ok((row.email, count))
+    }
+
     /// An Admin (or an Admin token) revokes every token of a workspace, or
     /// of one member in it.
     pub async fn revoke_workspace_tokens(

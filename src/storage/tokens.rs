@@ -251,6 +251,21 @@ pub async fn count_for_workspace<'e>(
         .await
 }
 
+/// How many tokens one member holds in one workspace.
+pub async fn count_for_member_in_workspace<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    workspace_id: i64,
+    user_id: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM personal_access_tokens WHERE workspace_id = $1 AND user_id = $2",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .fetch_one(ex)
+    .await
+}
+
 pub async fn delete<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,

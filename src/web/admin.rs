@@ -29,6 +29,8 @@ type App = web::Data<Tollgate>;
 pub struct WorkspaceQuery {
     workspace: Option<i64>,
     after: Option<i64>,
+    /// Revoke all: only this member's tokens.
+    member: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +374,8 @@ struct WorkspaceTokensPage {
     tokens: Vec<TokenView>,
     total: i64,
     revoke_message: String,
+    /// The members who hold tokens (id, email), for revoking one member's.
+    owners: Vec<(i64, String)>,
     next: Option<i64>,
     leaks: Vec<LeakNoticeView>,
 }
@@ -390,6 +394,13 @@ pub async fn workspace_tokens(
     let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     let now = now();
     let leaks = app.leak_notices_for_workspace(ws.workspace_id, now).await?;
+    let mut owners: Vec<(i64, String)> = page
+        .items
+        .iter()
+        .map(|t| (t.user_id, t.owner_email.clone()))
+        .collect();
+    owners.sort_by(|a, b| a.1.cmp(&b.1));
+    owners.dedup();
     ok(&WorkspaceTokensPage {
         leaks: leaks.iter().map(|r| LeakNoticeView::new(r, true)).collect(),
         layout: Layout::new(&session, Some(user), "Workspace tokens", "workspace-tokens")?
@@ -397,6 +408,7 @@ pub async fn workspace_tokens(
         tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
         total,
         revoke_message: revoke_all_message(total as usize),
+        owners,
         next: page.next_cursor,
         workspace: ws,
     })
@@ -410,7 +422,26 @@ pub async fn workspace_revoke_all_confirm(
 ) -> Result<HttpResponse, PageError> {
     let (actor, user) = (&current.0, current.user()?);
     let ws = workspace_of(actor, query.workspace)?;
-    let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
+    let (heading, total, action) = match query.member {
+        Some(member) => {
+            let (email, count) = app
+                .member_token_count(actor, ws.workspace_id, UserId(member))
+                .await?;
+            (
+                format!("Revoke every token of {email}?"),
+                count,
+                format!(
+                    "{}&member={member}",
+                    with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws)
+                ),
+            )
+        }
+        None => (
+            format!("Revoke every token in {}?", ws.workspace_name),
+            app.count_workspace_tokens(actor, ws.workspace_id).await?,
+            with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws),
+        ),
+    };
     ok(&ConfirmPage {
         layout: Layout::new(
             &session,
@@ -418,9 +449,9 @@ pub async fn workspace_revoke_all_confirm(
             "Revoke all workspace tokens",
             "workspace-tokens",
         )?,
-        heading: format!("Revoke every token in {}?", ws.workspace_name),
+        heading,
         message: revoke_all_message(total as usize),
-        action: with_workspace(urls::WORKSPACE_TOKENS_REVOKE_ALL, &ws),
+        action,
         confirm: "Yes, revoke all",
         cancel: urls::WORKSPACE_TOKENS,
     })
@@ -436,17 +467,23 @@ pub async fn workspace_revoke_all(
 ) -> Result<HttpResponse, PageError> {
     let actor = &current.0;
     let ws = workspace_of(actor, query.workspace)?;
+    let member = query.member.map(UserId);
+    let whose = match member {
+        Some(member) => {
+            app.member_token_count(actor, ws.workspace_id, member)
+                .await?
+                .0
+        }
+        None => ws.workspace_name.clone(),
+    };
     let count = app
-        .revoke_workspace_tokens(actor, ws.workspace_id, None, &meta, now())
+        .revoke_workspace_tokens(actor, ws.workspace_id, member, &meta, now())
         .await?;
-    flash(
-        &session,
-        "success",
-        format!(
-            "{count} token(s) revoked in {}. They no longer work.",
-            ws.workspace_name
-        ),
-    )?;
+    let done = match member {
+        Some(_) => format!("{count} token(s) of {whose} revoked. They no longer work."),
+        None => format!("{count} token(s) revoked in {whose}. They no longer work."),
+    };
+    flash(&session, "success", done)?;
     Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
 }
 

@@ -153,3 +153,38 @@ each_backend! {
         assert!(rows.iter().any(|r| r.contains("token.created") && r.contains("visible in the log") && r.contains(WRITER)));
     }
 }
+
+each_backend! {
+    async fn revoke_all_for_one_member_asks_first_and_leaves_the_others_working(app) {
+        let (_, writer_token) = app.token_for(WRITER, "writer ci", "read-write").await;
+        let (_, writer_second) = app.token_for(WRITER, "writer laptop", "read-only").await;
+        let (_, admin_token) = app.token_for(ADMIN, "admin ci", "admin").await;
+        let admin = app.signed_in(ADMIN).await;
+        let writer_id = app.user_id(WRITER).await;
+        let page = admin.get("/workspace-tokens").await;
+        assert_eq!(page.texts("#revoke-member option"), vec![ADMIN, WRITER], "the members who hold tokens");
+
+        let confirm = admin.get(&format!("/workspace-tokens/revoke-all?member={writer_id}")).await;
+        assert_eq!(confirm.status, StatusCode::OK);
+        assert!(confirm.text("main h1").contains(WRITER), "{}", confirm.text("main h1"));
+        assert!(confirm.text("main").contains("2 tokens will stop working"));
+        assert_eq!(app.count("personal_access_tokens").await, 3, "asking revokes nothing");
+
+        let action = confirm.attr("main form", "action").unwrap();
+        let res = admin.post_form(&action, &[]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        for token in [&writer_token, &writer_second] {
+            assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(token))).await.status, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(&admin_token))).await.status, StatusCode::OK, "other members' tokens go on working");
+        assert!(admin.get("/workspace-tokens").await.text(".flash").contains(&format!("2 token(s) of {WRITER} revoked")));
+
+        // Someone who is not a member is not found, and nothing changes.
+        assert_eq!(admin.get("/workspace-tokens/revoke-all?member=99999").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(admin.post_form("/workspace-tokens/revoke-all?member=99999", &[]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.count("personal_access_tokens").await, 1);
+        // Only Admins may.
+        let writer = app.signed_in(WRITER).await;
+        assert_eq!(writer.get(&format!("/workspace-tokens/revoke-all?member={writer_id}")).await.status, StatusCode::FORBIDDEN);
+    }
+}

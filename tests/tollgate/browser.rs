@@ -25,10 +25,18 @@ use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::{
     PermissionDescriptor, PermissionSetting, SetPermissionParams,
 };
-use chromiumoxide::cdp::browser_protocol::emulation::SetScriptExecutionDisabledParams;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    SetDeviceMetricsOverrideParams, SetScriptExecutionDisabledParams,
+};
+use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
 use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel, LogEntrySource};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
-use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, EventExceptionThrown};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    ConsoleApiCalledType, EvaluateParams, EventConsoleApiCalled, EventExceptionThrown,
+};
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::layout::Point;
 use chromiumoxide::page::{Page, ScreenshotParams};
@@ -41,6 +49,9 @@ use crate::helpers::{self, ADMIN, Backend, PASSWORD, READER, TestApp, WRITER};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 800;
+/// A phone held upright.
+const PHONE_WIDTH: u32 = 390;
+const PHONE_HEIGHT: u32 = 844;
 /// How long a step may take before the test gives up on it. Generous: the
 /// tests share two cores with the rest of the suite.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -119,6 +130,39 @@ impl Chromium {
     /// A new tab on `app`, with the clipboard allowed for the app's origin
     /// and script errors collected.
     async fn tab(&self, app: &TestApp) -> Tab {
+        let page = self
+            .browser
+            .new_page("about:blank")
+            .await
+            .expect("a new tab");
+        self.grant_clipboard(app).await;
+        Tab::watch(page, app).await
+    }
+
+    /// A tab in a browser context of its own: its own cookies, as a second
+    /// person on another computer.
+    async fn tab_of_someone_else(&self, app: &TestApp) -> Tab {
+        let context = self
+            .browser
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await
+            .expect("a second browser context");
+        let target = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(context)
+            .build()
+            .expect("a target in the second context");
+        let page = self
+            .browser
+            .new_page(target)
+            .await
+            .expect("a tab in the second context");
+        let tab = Tab::watch(page, app).await;
+        tab.resize(WIDTH, HEIGHT).await;
+        tab
+    }
+
+    async fn grant_clipboard(&self, app: &TestApp) {
         for permission in ["clipboard-read", "clipboard-write"] {
             let mut descriptor = PermissionDescriptor::new(permission);
             descriptor.allow_without_sanitization = Some(true);
@@ -133,11 +177,19 @@ impl Chromium {
                 .await
                 .expect("grant clipboard permission");
         }
-        let page = self
-            .browser
-            .new_page("about:blank")
-            .await
-            .expect("a new tab");
+    }
+
+    async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
+impl Tab {
+    /// Collects the tab's script errors, console errors and the page's own
+    /// `console.error` calls.
+    async fn watch(page: Page, app: &TestApp) -> Tab {
         page.enable_log().await.expect("enable the log domain");
         let problems = Arc::new(Mutex::new(Vec::new()));
         let mut exceptions = page
@@ -182,19 +234,40 @@ impl Chromium {
                 }
             }
         });
+        let mut console = page
+            .event_listener::<EventConsoleApiCalled>()
+            .await
+            .expect("listen to console calls");
+        let sink = problems.clone();
+        tokio::spawn(async move {
+            while let Some(event) = console.next().await {
+                if event.r#type == ConsoleApiCalledType::Error {
+                    let text: Vec<String> = event
+                        .args
+                        .iter()
+                        .map(|a| {
+                            a.value
+                                .as_ref()
+                                .map(|v| v.to_string())
+                                .or_else(|| a.description.clone())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    sink.lock()
+                        .expect("problems")
+                        .push(format!("console.error: {}", text.join(" ")));
+                }
+            }
+        });
         Tab {
             page,
             base: app.address.clone(),
             seen: BTreeSet::new(),
             shots: Vec::new(),
             problems,
+            width: WIDTH,
+            height: HEIGHT,
         }
-    }
-
-    async fn close(mut self) {
-        let _ = self.browser.close().await;
-        let _ = self.browser.wait().await;
-        self.handler.abort();
     }
 }
 
@@ -229,6 +302,9 @@ struct Tab {
     shots: Vec<String>,
     /// Script errors and console errors (CSP violations among them).
     problems: Arc<Mutex<Vec<String>>>,
+    /// The viewport.
+    width: u32,
+    height: u32,
 }
 
 impl Tab {
@@ -543,13 +619,14 @@ impl Tab {
 
     /// Takes a screenshot of the viewport for the user guide.
     async fn screenshot(&mut self, name: &str) {
+        self.check_accessibility(name).await;
         self.eval("document.documentElement.classList.add('screenshot')")
             .await;
         // Park the mouse where it lights nothing up.
         self.page
             .move_mouse(Point {
                 x: 2.0,
-                y: HEIGHT as f64 - 2.0,
+                y: self.height as f64 - 2.0,
             })
             .await
             .expect("move the mouse away");
@@ -584,6 +661,215 @@ impl Tab {
         self.shots.push(name.to_owned());
     }
 
+    /// Picks the option showing `option` in the select labelled `label`.
+    async fn choose(&mut self, label: &str, option: &str) {
+        let selector = self.field(label).await;
+        let js = format!(
+            "(() => {{
+              const s = document.querySelector({});
+              const o = Array.from(s.options).find((o) => o.text.trim() === {});
+              if (!o) return null;
+              s.value = o.value;
+              s.dispatchEvent(new Event('change', {{bubbles: true}}));
+              return true;
+            }})()",
+            json!(selector),
+            json!(option)
+        );
+        self.wait_for(&format!("“{label}” offers “{option}”"), &js)
+            .await;
+        self.seen.insert(option.to_owned());
+    }
+
+    /// The text of the chosen option of the select labelled `label`.
+    async fn chosen(&mut self, label: &str) -> String {
+        let selector = self.field(label).await;
+        let js = format!(
+            "(() => {{ const s = document.querySelector({}); return s.options[s.selectedIndex].text; }})()",
+            json!(selector)
+        );
+        self.eval(&js).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    // -- the keyboard --
+
+    /// Presses `key` (Tab, Enter or Escape), with Shift when `shift`, the way
+    /// a keyboard does: a key-down and a key-up event.
+    async fn key(&self, key: &str, shift: bool) {
+        let (code, text) = match key {
+            "Tab" => (9, None),
+            "Enter" => (13, Some("\r")),
+            "Escape" => (27, None),
+            other => panic!("no such key in these tests: {other}"),
+        };
+        let event = |kind| {
+            let with_text = matches!(kind, DispatchKeyEventType::KeyDown);
+            let mut event = DispatchKeyEventParams::builder()
+                .r#type(kind)
+                .key(key)
+                .code(key)
+                .windows_virtual_key_code(code)
+                .native_virtual_key_code(code)
+                .modifiers(if shift { 8 } else { 0 });
+            if let (Some(text), true) = (text, with_text) {
+                event = event.text(text);
+            }
+            event.build().expect("a key event")
+        };
+        let down = if text.is_some() {
+            DispatchKeyEventType::KeyDown
+        } else {
+            DispatchKeyEventType::RawKeyDown
+        };
+        for kind in [down, DispatchKeyEventType::KeyUp] {
+            self.page
+                .execute(event(kind))
+                .await
+                .unwrap_or_else(|e| panic!("press {key}: {e}"));
+        }
+    }
+
+    /// What has the focus: its text (or the id of a field), and whether the
+    /// focus can be seen (an outline or a shadow).
+    async fn focus(&self) -> Value {
+        self.eval(
+            "(() => {
+              const el = document.activeElement;
+              if (!el || el === document.body || el === document.documentElement) return {text: '', body: true};
+              const s = getComputedStyle(el);
+              const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
+              const shadow = s.boxShadow !== 'none';
+              const field = el.matches('input, select, textarea');
+              const text = field ? '#' + el.id : (el.innerText || '').replace(/\\s+/g, ' ').trim();
+              return {text, visible: outline || shadow, body: false};
+            })()",
+        )
+        .await
+    }
+
+    /// Presses Tab (or Shift-Tab) until the focus is on `target` (a label,
+    /// or `#id` for a field), checking on every stop that the focus is
+    /// visible.
+    async fn tab_to(&mut self, target: &str, backwards: bool) {
+        let mut path = Vec::new();
+        for _ in 0..40 {
+            self.key("Tab", backwards).await;
+            let focus = self.focus().await;
+            if focus["body"] == json!(true) {
+                path.push("(the page)".to_owned());
+                continue;
+            }
+            let text = focus["text"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(
+                focus["visible"],
+                json!(true),
+                "the focus on “{text}” can be seen (an outline or a shadow)"
+            );
+            if text == target {
+                if !target.starts_with('#') {
+                    self.seen.insert(target.to_owned());
+                }
+                return;
+            }
+            path.push(text);
+        }
+        panic!(
+            "Tab never reached “{target}”; it went through {path:?}\n{}",
+            self.describe().await
+        );
+    }
+
+    // -- viewports, accessibility --
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.page
+            .execute(SetDeviceMetricsOverrideParams::new(
+                width as i64,
+                height as i64,
+                1.0,
+                false,
+            ))
+            .await
+            .expect("set the viewport");
+    }
+
+    /// Holds the tab like a phone.
+    async fn as_phone(&mut self) {
+        self.resize(PHONE_WIDTH, PHONE_HEIGHT).await;
+        self.width = PHONE_WIDTH;
+        self.height = PHONE_HEIGHT;
+        self.wait_for(
+            "the page is laid out for a phone",
+            &format!("window.innerWidth === {PHONE_WIDTH}"),
+        )
+        .await;
+    }
+
+    /// Fails unless the page fits the screen's width: it never scrolls
+    /// sideways, and every visible control lies inside the screen.
+    async fn assert_fits_the_screen(&self, what: &str) {
+        let state = self
+            .eval(
+                "(() => {
+                  const width = window.innerWidth;
+                  const outside = Array.from(document.querySelectorAll('a, button, input:not([type=hidden]), select, summary, textarea, label'))
+                    .filter((el) => el.checkVisibility() && !el.closest('.visually-hidden, .skip-link'))
+                    .filter((el) => { const r = el.getBoundingClientRect(); return r.width > 1 && (r.left < -1 || r.right > width + 1); })
+                    .map((el) => (el.innerText || el.id || el.tagName).trim().slice(0, 40) + ' at ' + Math.round(el.getBoundingClientRect().left) + '..' + Math.round(el.getBoundingClientRect().right));
+                  const wide = Array.from(document.querySelectorAll('body *'))
+                    .filter((el) => el.checkVisibility() && el.getBoundingClientRect().right > width + 1 && !el.closest('.visually-hidden, .skip-link'))
+                    .slice(-3)
+                    .map((el) => el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className + ' “' + (el.innerText || '').trim().slice(0, 40) + '” ends at ' + Math.round(el.getBoundingClientRect().right));
+                  return {scroll: document.documentElement.scrollWidth, width, outside, wide};
+                })()",
+            )
+            .await;
+        let (scroll, width) = (state["scroll"].as_u64(), state["width"].as_u64());
+        assert!(
+            scroll.is_some() && scroll <= width,
+            "{what}: the page is {scroll:?} px wide on a {width:?} px screen: it scrolls sideways (widest: {})",
+            state["wide"]
+        );
+        assert_eq!(
+            state["outside"],
+            json!([]),
+            "{what}: controls reach outside the {width:?} px screen"
+        );
+    }
+
+    /// Runs axe-core on the page as it is (an open dialog included) and
+    /// fails on any WCAG 2.1 A or AA violation.
+    async fn check_accessibility(&self, what: &str) {
+        let loaded = self.eval("typeof window.axe === 'object'").await;
+        if loaded != json!(true) {
+            self.evaluate(&format!("{}\n;true", *AXE), false)
+                .await
+                .unwrap_or_else(|e| panic!("load axe-core into the page: {e}"));
+        }
+        let violations = self
+            .evaluate(
+                "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']})
+                   .then((r) => r.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.help + '\\n    ' + v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ': ' + n.failureSummary.replace(/\\s+/g, ' ')).join('\\n    ')))",
+                false,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("axe-core on {what}: {e}"));
+        let width = self.width;
+        assert_eq!(
+            violations,
+            json!([]),
+            "{what} ({width} px wide) breaks WCAG 2.1 AA:\n{}",
+            violations
+                .as_array()
+                .map(|v| v
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+                .unwrap_or_default()
+        );
+    }
+
     // -- checks --
 
     /// Fails when a script error or console error happened in this tab.
@@ -597,6 +883,18 @@ impl Tab {
     }
 }
 
+/// axe-core, from the npm registry (`tests/browser-deps`, installed by
+/// `scripts/test`): injected into the pages to check them, never served.
+static AXE: LazyLock<String> = LazyLock::new(|| {
+    let path = repository().join("tests/browser-deps/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} can not be read ({e}): the browser tests need axe-core; scripts/test installs it with `npm ci --prefix tests/browser-deps`",
+            path.display()
+        )
+    })
+});
+
 /// Masks what differs from run to run, visibly (a hatched box with a
 /// fixed text: `.screenshot-mask` in the stylesheet), remembering what it hid so that `UNMASK_DYNAMIC` puts it back.
 const MASK_DYNAMIC: &str = r#"(() => {
@@ -609,6 +907,10 @@ const MASK_DYNAMIC: &str = r#"(() => {
   document.querySelectorAll('#tokens-table tbody tr, #workspace-tokens tbody tr').forEach((row) => {
     const code = row.querySelector('code');
     if (code) mask(code, 'tgp_…····');
+  });
+  // When a token was last used is written in batches: "Never" or a time.
+  document.querySelectorAll('#workspace-tokens td[data-label="Last used"]').forEach((cell) => mask(cell, '··········'));
+  document.querySelectorAll('main table tbody tr').forEach((row) => {
     row.querySelectorAll('td').forEach((cell) => {
       if (/\d{4}-\d{2}-\d{2}/.test(cell.textContent) && !cell.querySelector('a, button')) {
         const badge = cell.querySelector('.badge');
@@ -621,6 +923,12 @@ const MASK_DYNAMIC: &str = r#"(() => {
     hidden.push([field, null, field.value]);
     field.value = 'tgp_ masked in the guide ····················';
     field.classList.add('screenshot-mask');
+  }
+  const link = document.getElementById('invite-link');
+  if (link) {
+    hidden.push([link, null, link.value]);
+    link.value = 'http://tollgate.example/invitations/ masked in the guide ·····';
+    link.classList.add('screenshot-mask');
   }
   window.__tollgateMasked = hidden;
   return hidden.length;
@@ -847,6 +1155,61 @@ fn guide_step_labels(guide: &str) -> BTreeSet<String> {
     labels
 }
 
+/// The guide's chapters (its `# ` headings), each followed by one walk.
+const MEMBER_CHAPTER: &str = "Personal access tokens";
+const ADMIN_CHAPTER: &str = "Administer a workspace";
+const PHONE_CHAPTER: &str = "On a phone";
+const CHAPTERS: [&str; 3] = [MEMBER_CHAPTER, ADMIN_CHAPTER, PHONE_CHAPTER];
+
+fn read_guide() -> String {
+    std::fs::read_to_string(repository().join("docs/user-guide.md")).expect("docs/user-guide.md")
+}
+
+/// The chapter of `guide` headed `# {title}`, up to the next `# ` heading.
+fn guide_chapter(guide: &str, title: &str) -> String {
+    let heading = format!("# {title}");
+    let mut lines = guide.lines().skip_while(|l| l.trim_end() != heading);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("the guide has a chapter “{heading}”"));
+    std::iter::once(first)
+        .chain(lines.take_while(|l| !l.starts_with("# ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Fails unless the walk saw every **label** of the chapter's numbered
+/// steps (and `expected` among them), and took exactly the chapter's
+/// pictures.
+fn assert_walk_follows_chapter(tab: &Tab, title: &str, expected: &[&str]) {
+    let chapter = guide_chapter(&read_guide(), title);
+    let labels = guide_step_labels(&chapter);
+    for expected in expected {
+        assert!(
+            labels.contains(*expected),
+            "the steps of “{title}” name **{expected}** (found {labels:?})"
+        );
+    }
+    let unseen: Vec<_> = labels.iter().filter(|l| !tab.seen.contains(*l)).collect();
+    assert!(
+        unseen.is_empty(),
+        "“{title}” names labels the walk did not see: {unseen:?} (seen: {:?})",
+        tab.seen
+    );
+    let shots: BTreeSet<String> = tab.shots.iter().cloned().collect();
+    assert_eq!(
+        guide_screenshots(&chapter),
+        shots,
+        "“{title}” shows exactly the screenshots its walk takes"
+    );
+    for shot in &shots {
+        assert!(
+            repository().join("docs/screenshots").join(shot).is_file(),
+            "docs/screenshots/{shot} is committed"
+        );
+    }
+}
+
 /// The screenshots the guide shows (`![…](screenshots/name.png)`).
 fn guide_screenshots(guide: &str) -> BTreeSet<String> {
     guide
@@ -865,6 +1228,8 @@ async fn member_follows_the_user_guide_and_sees_every_label_it_names() {
     let mut tab = chromium.tab(&app).await;
 
     // Sign in, open Profile and the Personal Access Tokens tab.
+    tab.goto("/login").await;
+    tab.check_accessibility("the sign-in page").await;
     sign_in(&mut tab, WRITER).await;
     tab.see("Profile").await;
     open_tokens_tab(&mut tab).await;
@@ -1005,41 +1370,19 @@ async fn member_follows_the_user_guide_and_sees_every_label_it_names() {
     tab.assert_no_problems();
 
     // The guide names only what the walk saw, and shows only its pictures.
-    let guide = std::fs::read_to_string(repository().join("docs/user-guide.md"))
-        .expect("docs/user-guide.md");
-    let labels = guide_step_labels(&guide);
-    for expected in [
-        "Sign in",
-        "Profile",
-        "Personal Access Tokens",
-        "Generate new token",
-        "Generate",
-        "Yes, delete",
-        "Revoke all",
-    ] {
-        assert!(
-            labels.contains(expected),
-            "the guide's steps name **{expected}** (found {labels:?})"
-        );
-    }
-    let unseen: Vec<_> = labels.iter().filter(|l| !tab.seen.contains(*l)).collect();
-    assert!(
-        unseen.is_empty(),
-        "the guide names labels the walk did not see: {unseen:?} (seen: {:?})",
-        tab.seen
+    assert_walk_follows_chapter(
+        &tab,
+        MEMBER_CHAPTER,
+        &[
+            "Sign in",
+            "Profile",
+            "Personal Access Tokens",
+            "Generate new token",
+            "Generate",
+            "Yes, delete",
+            "Revoke all",
+        ],
     );
-    let shots: BTreeSet<String> = tab.shots.iter().cloned().collect();
-    assert_eq!(
-        guide_screenshots(&guide),
-        shots,
-        "the guide shows exactly the screenshots the walk takes"
-    );
-    for shot in &shots {
-        assert!(
-            repository().join("docs/screenshots").join(shot).is_file(),
-            "docs/screenshots/{shot} is committed"
-        );
-    }
 
     chromium.close().await;
     app.stop().await;
@@ -1280,4 +1623,511 @@ fn guide_labels_are_read_from_numbered_steps_only() {
         guide_screenshots(guide).into_iter().collect::<Vec<_>>(),
         ["tab.png"]
     );
+}
+
+#[test]
+fn the_guide_is_its_walked_chapters_and_shows_every_committed_picture() {
+    let guide = read_guide();
+    let headings: Vec<_> = guide
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        headings, CHAPTERS,
+        "every chapter of the guide is followed by a browser walk"
+    );
+    let in_chapters: BTreeSet<String> = CHAPTERS
+        .iter()
+        .flat_map(|c| guide_screenshots(&guide_chapter(&guide, c)))
+        .collect();
+    assert_eq!(in_chapters, guide_screenshots(&guide));
+    let committed: BTreeSet<String> = std::fs::read_dir(repository().join("docs/screenshots"))
+        .expect("docs/screenshots")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        committed,
+        guide_screenshots(&guide),
+        "docs/screenshots holds exactly the pictures the guide shows"
+    );
+}
+
+/// The invitation link's path (`/invitations/{code}`), from the field that
+/// shows it once.
+async fn shown_invitation(tab: &mut Tab) -> String {
+    let selector = tab.field("Invitation link (shown once)").await;
+    let link = tab
+        .eval(&format!(
+            "document.querySelector({}).value",
+            json!(selector)
+        ))
+        .await;
+    let link = link.as_str().unwrap_or_default();
+    let at = link
+        .find("/invitations/")
+        .unwrap_or_else(|| panic!("an invitation link is shown: {link:?}"));
+    link[at..].to_owned()
+}
+
+async fn status_of(app: &TestApp, path: &str) -> StatusCode {
+    reqwest::get(format!("{}{path}", app.address))
+        .await
+        .expect("a request")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_follows_the_admin_chapter_and_sees_every_label_it_names() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    let (_, writer_token) = app.token_for(WRITER, "CI pipeline", "read-write").await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in(&mut tab, ADMIN).await;
+
+    // Members: everyone in the workspace, and Invite member.
+    tab.follow_in(LEFT_PANEL, "", "Members", "/members").await;
+    tab.see("Members").await;
+    tab.see("Invite member").await;
+    tab.see("Rita Reader").await;
+    tab.screenshot("members.png").await;
+
+    // Invite member: the form below the list, then the link, shown once.
+    tab.click("Invite member").await;
+    tab.wait_for(
+        "the focus is in the invitation's Email field",
+        "document.activeElement === document.getElementById('invite-email')",
+    )
+    .await;
+    tab.fill("Email", "nina@example.com").await;
+    assert_eq!(
+        tab.chosen("Role").await,
+        "Read-Write",
+        "invitations default to Read-Write"
+    );
+    tab.seen.insert("Read-Write".to_owned());
+    tab.follow("Create invitation", "/members/invite").await;
+    tab.see_text("Invitation for nina@example.com (Read-Write) created.")
+        .await;
+    let link = shown_invitation(&mut tab).await;
+    tab.see("Copy").await;
+    tab.screenshot("invitation-link.png").await;
+    tab.click("Copy").await;
+    tab.see_text("Copied to the clipboard.").await;
+    let copied = tab.clipboard().await.expect("the clipboard can be read");
+    assert!(
+        copied.ends_with(&link),
+        "Copy puts the link on the clipboard: {copied}"
+    );
+
+    // The newcomer opens the link in a browser of their own and joins.
+    let mut newcomer = chromium.tab_of_someone_else(&app).await;
+    newcomer.goto(&link).await;
+    newcomer.see("Join the workspace").await;
+    newcomer
+        .see_text("You were invited as nina@example.com with the Read-Write role.")
+        .await;
+    newcomer.fill("Your name", "Nina Newcomer").await;
+    newcomer
+        .fill("Choose a password", "a fine long password")
+        .await;
+    newcomer.screenshot("join-workspace.png").await;
+    newcomer.follow("Join", "/profile").await;
+    newcomer.see("Nina Newcomer").await;
+    assert_eq!(
+        status_of(&app, &link).await,
+        StatusCode::NOT_FOUND,
+        "the link works once"
+    );
+    open_tokens_tab(&mut newcomer).await;
+    let nina_token = generate_token(&mut newcomer, "Nina's laptop").await;
+    assert_eq!(me_with_bearer(&app, &nina_token).await, StatusCode::OK);
+    newcomer.assert_no_problems();
+    for label in ["Your name", "Choose a password", "Join"] {
+        assert!(newcomer.seen.contains(label));
+        tab.seen.insert(label.to_owned());
+    }
+    tab.shots.extend(newcomer.shots.iter().cloned());
+
+    // Change her role: her token follows at once.
+    tab.follow_in(LEFT_PANEL, "", "Members", "/members").await;
+    tab.see("Nina Newcomer").await;
+    tab.choose("Role of nina@example.com", "Read-Only").await;
+    tab.follow_in("#members tr", "nina@example.com", "Save", "/members")
+        .await;
+    tab.see_text("Role changed. The member's tokens follow the new role at once.")
+        .await;
+    tab.screenshot("member-role.png").await;
+    let refused = helpers::api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&helpers::bearer(&nina_token)),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], json!("owner_read_only"));
+    // Back to Read-Write: the token works again, within its scope.
+    tab.choose("Role of nina@example.com", "Read-Write").await;
+    tab.follow_in("#members tr", "nina@example.com", "Save", "/members")
+        .await;
+    tab.see_text("Role changed.").await;
+    let me = helpers::api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&helpers::bearer(&nina_token)),
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.json()["role"], json!("read-write"));
+
+    // Cancel an invitation, after Keep it.
+    tab.click("Invite member").await;
+    tab.fill("Email", "omar@example.com").await;
+    tab.follow("Create invitation", "/members/invite").await;
+    let omar = shown_invitation(&mut tab).await;
+    tab.see("omar@example.com").await;
+    tab.click_in("#invitations tr", "omar@example.com", "Cancel")
+        .await;
+    tab.wait_for_modal("Cancel invitation?").await;
+    tab.see_text("The invitation for omar@example.com stops working at once.")
+        .await;
+    tab.see("Keep it").await;
+    tab.see("Yes, cancel invitation").await;
+    tab.screenshot("cancel-invitation.png").await;
+    tab.click("Keep it").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(
+        status_of(&app, &omar).await,
+        StatusCode::OK,
+        "Keep it keeps the invitation"
+    );
+    tab.click_in("#invitations tr", "omar@example.com", "Cancel")
+        .await;
+    tab.wait_for_modal("Cancel invitation?").await;
+    tab.follow("Yes, cancel invitation", "/members").await;
+    tab.see_text("Invitation for omar@example.com cancelled. Its link no longer works.")
+        .await;
+    assert_eq!(
+        status_of(&app, &omar).await,
+        StatusCode::NOT_FOUND,
+        "a cancelled link is refused"
+    );
+
+    // Workspace tokens: every member's; Revoke all for one member.
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.see("2 tokens").await;
+    tab.see("Nina's laptop").await;
+    tab.see("CI pipeline").await;
+    tab.screenshot("workspace-tokens.png").await;
+    tab.choose("Member", "nina@example.com").await;
+    tab.follow("Revoke member's tokens", "/workspace-tokens/revoke-all")
+        .await;
+    tab.see("Revoke every token of nina@example.com?").await;
+    tab.see_text("1 token will stop working at once.").await;
+    tab.screenshot("member-revoke-confirmation.png").await;
+    tab.follow("Yes, revoke all", "/workspace-tokens").await;
+    tab.see_text("1 token(s) of nina@example.com revoked.")
+        .await;
+    assert_eq!(
+        me_with_bearer(&app, &nina_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        me_with_bearer(&app, &writer_token).await,
+        StatusCode::OK,
+        "other members' tokens go on working"
+    );
+
+    // Revoke all: the whole workspace, after its confirmation.
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke every token in Default?").await;
+    tab.see_text("1 token will stop working at once.").await;
+    tab.screenshot("workspace-revoke-all.png").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(token_count(&app).await, 1, "Cancel keeps every token");
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke every token in Default?").await;
+    tab.follow("Yes, revoke all", "/workspace-tokens").await;
+    tab.see_text("1 token(s) revoked in Default.").await;
+    assert_eq!(token_count(&app).await, 0);
+    assert_eq!(
+        me_with_bearer(&app, &writer_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The Audit log shows all of it, newest first.
+    tab.follow_in(LEFT_PANEL, "", "Audit log", "/audit-log")
+        .await;
+    tab.see("Audit log").await;
+    tab.see_text("workspace.tokens_revoked").await;
+    tab.see_text("member.role_changed").await;
+    tab.screenshot("audit-log.png").await;
+    tab.assert_no_problems();
+
+    assert_walk_follows_chapter(
+        &tab,
+        ADMIN_CHAPTER,
+        &[
+            "Members",
+            "Invite member",
+            "Create invitation",
+            "Join",
+            "Save",
+            "Yes, cancel invitation",
+            "Workspace tokens",
+            "Revoke member's tokens",
+            "Revoke all",
+            "Audit log",
+        ],
+    );
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+/// Every page and dialog the guide shows, on a phone: nothing scrolls
+/// sideways, every control is on the screen and usable, axe-core finds
+/// nothing; the tokens tab and the generate dialog are pictured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_of_the_guide_fits_a_phone() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    app.token_for(
+        WRITER,
+        "CI pipeline of the nightly release train",
+        "read-write",
+    )
+    .await;
+    let mut tab = chromium.tab(&app).await;
+    tab.as_phone().await;
+    tab.goto("/login").await;
+    tab.assert_fits_the_screen("the sign-in page").await;
+    tab.check_accessibility("the sign-in page").await;
+    sign_in(&mut tab, ADMIN).await;
+    tab.assert_fits_the_screen("the profile page").await;
+    tab.check_accessibility("the profile page").await;
+
+    open_tokens_tab(&mut tab).await;
+    tab.assert_fits_the_screen("the empty tokens tab").await;
+    tab.check_accessibility("the empty tokens tab").await;
+
+    tab.click("Generate new token").await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    tab.fill("Token name", "Deploy script").await;
+    tab.eval("window.scrollTo(0, 0)").await;
+    tab.assert_fits_the_screen("the generate dialog").await;
+    tab.screenshot("phone-generate-dialog.png").await;
+    tab.follow("Generate", "/profile/tokens/created").await;
+    tab.wait_for_modal("Your new token “Deploy script”").await;
+    tab.assert_fits_the_screen("the new token, shown once")
+        .await;
+    tab.check_accessibility("the new token, shown once").await;
+    tab.follow("Close", "/profile/tokens").await;
+    generate_token(
+        &mut tab,
+        "A token with a rather long name for a small screen",
+    )
+    .await;
+    tab.see("Deploy script").await;
+    tab.eval("window.scrollTo(0, 0)").await;
+    tab.assert_fits_the_screen("the tokens tab with tokens")
+        .await;
+    tab.screenshot("phone-tokens-tab.png").await;
+
+    tab.click_in("#tokens-table tr", "Deploy script", "Delete")
+        .await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.assert_fits_the_screen("the delete confirmation").await;
+    tab.check_accessibility("the delete confirmation").await;
+    tab.follow("Yes, delete", "/profile/tokens").await;
+    assert_eq!(
+        app.count("personal_access_tokens").await,
+        2,
+        "Delete works on a phone"
+    );
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke all your tokens?").await;
+    tab.assert_fits_the_screen("the revoke-all confirmation")
+        .await;
+    tab.check_accessibility("the revoke-all confirmation").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+
+    // The Admin pages.
+    tab.follow_in(LEFT_PANEL, "", "Members", "/members").await;
+    tab.assert_fits_the_screen("the Members page").await;
+    tab.check_accessibility("the Members page").await;
+    tab.click("Invite member").await;
+    tab.fill("Email", "a.rather.long.address.for.a.phone@example.com")
+        .await;
+    tab.follow("Create invitation", "/members/invite").await;
+    let link = shown_invitation(&mut tab).await;
+    tab.assert_fits_the_screen("the invitation link").await;
+    tab.check_accessibility("the invitation link").await;
+    tab.choose("Role of writer@example.com", "Read-Write").await;
+    tab.follow_in("#members tr", "writer@example.com", "Save", "/members")
+        .await;
+    tab.see_text("Role changed.").await;
+    tab.click_in(
+        "#invitations tr",
+        "a.rather.long.address.for.a.phone@example.com",
+        "Cancel",
+    )
+    .await;
+    tab.wait_for_modal("Cancel invitation?").await;
+    tab.assert_fits_the_screen("the cancel-invitation confirmation")
+        .await;
+    tab.check_accessibility("the cancel-invitation confirmation")
+        .await;
+    tab.click("Keep it").await;
+    tab.wait_for_no_modal().await;
+
+    let mut newcomer = chromium.tab_of_someone_else(&app).await;
+    newcomer.as_phone().await;
+    newcomer.goto(&link).await;
+    newcomer.see("Join the workspace").await;
+    newcomer.assert_fits_the_screen("the invitation page").await;
+    newcomer.check_accessibility("the invitation page").await;
+    newcomer.assert_no_problems();
+
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.assert_fits_the_screen("the Workspace tokens page")
+        .await;
+    tab.check_accessibility("the Workspace tokens page").await;
+    tab.choose("Member", "writer@example.com").await;
+    tab.follow("Revoke member's tokens", "/workspace-tokens/revoke-all")
+        .await;
+    tab.assert_fits_the_screen("the member's revoke-all confirmation")
+        .await;
+    tab.check_accessibility("the member's revoke-all confirmation")
+        .await;
+    tab.follow("Cancel", "/workspace-tokens").await;
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke every token in Default?").await;
+    tab.assert_fits_the_screen("the workspace's revoke-all confirmation")
+        .await;
+    tab.check_accessibility("the workspace's revoke-all confirmation")
+        .await;
+    tab.follow("Yes, revoke all", "/workspace-tokens").await;
+    assert_eq!(
+        app.count("personal_access_tokens").await,
+        0,
+        "Revoke all works on a phone"
+    );
+
+    tab.follow_in(LEFT_PANEL, "", "Audit log", "/audit-log")
+        .await;
+    tab.assert_fits_the_screen("the Audit log").await;
+    tab.check_accessibility("the Audit log").await;
+    tab.assert_no_problems();
+
+    assert_walk_follows_chapter(&tab, PHONE_CHAPTER, &[]);
+    chromium.close().await;
+    app.stop().await;
+}
+
+/// The guide's main path with the keyboard alone: sign in, generate a
+/// token, copy it, delete it after the confirmation; Escape closes a
+/// dialog. Every stop of the focus can be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_path_works_with_the_keyboard_alone() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    let mut tab = chromium.tab(&app).await;
+
+    tab.goto("/login").await;
+    assert_eq!(
+        tab.focus().await["text"],
+        json!("#email"),
+        "the Email field has the focus"
+    );
+    let keyboard = tab.page.find_element("body").await.expect("the page body");
+    keyboard.type_str(WRITER).await.expect("type the email");
+    tab.tab_to("#password", false).await;
+    keyboard
+        .type_str(PASSWORD)
+        .await
+        .expect("type the password");
+    tab.mark_page().await;
+    tab.key("Enter", false).await;
+    tab.wait_for_new_page("/profile").await;
+
+    tab.tab_to("Personal Access Tokens", false).await;
+    tab.mark_page().await;
+    tab.key("Enter", false).await;
+    tab.wait_for_new_page("/profile/tokens").await;
+
+    // Escape closes the dialog; the focus goes back to its button.
+    tab.tab_to("Generate new token", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    assert_eq!(tab.focus().await["text"], json!("#token-name"));
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(tab.focus().await["text"], json!("Generate new token"));
+
+    // Generate: type the name, Enter sends the form.
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    let keyboard = tab.page.find_element("body").await.expect("the page body");
+    keyboard.type_str("Keyboard").await.expect("type the name");
+    tab.tab_to("Generate", false).await;
+    tab.mark_page().await;
+    tab.key("Enter", false).await;
+    tab.wait_for_new_page("/profile/tokens/created").await;
+    tab.wait_for_modal("Your new token “Keyboard”").await;
+    let secret = shown_token(&mut tab).await;
+
+    // Copy, then Close.
+    tab.tab_to("Copy", false).await;
+    tab.key("Enter", false).await;
+    tab.see_text("Copied to the clipboard.").await;
+    assert_eq!(tab.clipboard().await.as_deref(), Ok(secret.as_str()));
+    tab.tab_to("Close", false).await;
+    tab.mark_page().await;
+    tab.key("Enter", false).await;
+    tab.wait_for_new_page("/profile/tokens").await;
+    assert_eq!(token_count(&app).await, 1);
+
+    // Delete: the confirmation opens on Cancel; Shift-Tab goes back.
+    tab.tab_to("Delete", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Delete token?").await;
+    assert_eq!(
+        tab.focus().await["text"],
+        json!("Cancel"),
+        "the dialog opens on Cancel"
+    );
+    tab.tab_to("Yes, delete", false).await;
+    tab.tab_to("Cancel", true).await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(tab.focus().await["text"], json!("Delete"));
+    assert_eq!(token_count(&app).await, 1, "Escape deletes nothing");
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.tab_to("Yes, delete", false).await;
+    tab.mark_page().await;
+    tab.key("Enter", false).await;
+    tab.wait_for_new_page("/profile/tokens").await;
+    tab.see_text("Token “Keyboard” deleted.").await;
+    assert_eq!(token_count(&app).await, 0);
+    assert_eq!(
+        me_with_bearer(&app, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+    tab.assert_no_problems();
+
+    chromium.close().await;
+    app.stop().await;
 }
