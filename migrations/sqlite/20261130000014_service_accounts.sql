@@ -8,6 +8,6 @@ ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'member'
 ALTER TABLE users ADD COLUMN created_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
 
 -- A change of kind changes how a token may authenticate (Basic or not).
-CREATE TRIGGER auth_version_user_kind_update
+CREATE TRIGGER auth_changes_user_kind_update
 AFTER UPDATE OF kind ON users
-BEGIN UPDATE auth_version SET version = version + 1 WHERE id = 1; END;
+BEGIN INSERT INTO auth_changes (kind, a) VALUES ('user', OLD.id); END;

@@ -8,7 +8,7 @@ use sqlx::{Any, AnyPool, Executor};
 use crate::storage::{Db, Tx};
 
 /// The channel every instance listens on. The triggers of migration
-/// `20261130000007` notify it too.
+/// `20261130000011` notify it too, naming what changed.
 pub const CHANNEL: &str = "tollgate_auth";
 
 /// A `LISTEN tollgate_auth` connection of its own.
@@ -48,9 +48,10 @@ async fn notify<'e>(
         .map(|_| ())
 }
 
-/// Inside a transaction that changes token rights: its id, and the same
-/// `inv <txid>` the triggers send (PostgreSQL folds the duplicates), so that
-/// a change no trigger covers is announced too. Delivered at commit.
+/// Inside a transaction that changes token rights, after its changes: its
+/// id, and the end marker `inv <txid>` that the other instances
+/// acknowledge. Delivered at commit, after the triggers' `chg` messages of
+/// the same transaction (PostgreSQL delivers them in the order sent).
 pub async fn mark_change(tx: &mut Tx) -> Result<u64, sqlx::Error> {
     let txid: i64 = sqlx::query_scalar(
         "SELECT txid_current() FROM \

@@ -7,6 +7,7 @@
 //! dialect differs the variants stand side by side in the storage file.
 
 pub mod audit;
+pub mod auth_changes;
 pub mod auth_channel;
 pub mod invitations;
 pub mod leaks;

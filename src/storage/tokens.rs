@@ -356,7 +356,7 @@ pub async fn replace_secret<'e>(
 
 /// Records uses to the minute, all in one transaction (one commit, so other
 /// instances' change probes wake once); never moves a time backwards. The
-/// column is left out of the auth-version triggers, so this clears no cache.
+/// column is left out of the token-change triggers, so this clears no cache.
 pub async fn touch_last_used(pool: &sqlx::AnyPool, uses: &[(i64, i64)]) -> Result<(), sqlx::Error> {
     if uses.is_empty() {
         return Ok(());
@@ -373,13 +373,6 @@ pub async fn touch_last_used(pool: &sqlx::AnyPool, uses: &[(i64, i64)]) -> Resul
         .await?;
     }
     tx.commit().await
-}
-
-/// SQLite: the counter the auth-version triggers advance.
-pub async fn auth_version<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT version FROM auth_version WHERE id = 1")
-        .fetch_one(ex)
-        .await
 }
 
 /// The token with this digest, if it exists (for leak reports, which come

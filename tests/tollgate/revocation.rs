@@ -20,7 +20,7 @@ use tollgate::startup::Application;
 use tollgate::storage::Db;
 
 use crate::each_backend;
-use crate::helpers::{Backend, WRITER, bearer, postgres_url, test_config};
+use crate::helpers::{ADMIN, Backend, WRITER, bearer, postgres_url, test_config};
 
 /// Another server on the same database (or on `database_url`), as behind a
 /// load balancer.
@@ -152,6 +152,90 @@ async fn refused_within_two_seconds(instance: &Instance, token: &str, refusal: S
             "still accepted 2 s after the SQL change"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asks `instance` for `token` and checks the cache answered: one more
+/// hit, no miss, nothing emptied.
+async fn answered_from_cache(name: &str, address: &str, core: &Tollgate, token: &str) {
+    let before = core.tokens.stats();
+    assert_eq!(me(address, token).await, StatusCode::OK, "{name}");
+    let after = core.tokens.stats();
+    assert_eq!(
+        after.hits,
+        before.hits + 1,
+        "{name}: {before:?} → {after:?}"
+    );
+    assert_eq!(
+        after.misses, before.misses,
+        "{name}: {before:?} → {after:?}"
+    );
+}
+
+each_backend! {
+    async fn deleting_one_token_keeps_the_others_cached_on_every_instance(app) {
+        let b = Instance::start(&app.database.url).await;
+        let (id, deleted) = app.token_for(WRITER, "deleted", "read-write").await;
+        let (_, sibling) = app.token_for(WRITER, "sibling", "read-write").await;
+        let (_, other) = app.token_for(ADMIN, "other owner", "admin").await;
+        for token in [&deleted, &sibling, &other] {
+            warm_at(&app.address, &app.core, token).await;
+            warm(&b, token).await;
+        }
+        let (a_before, b_before) = (app.core.tokens.stats(), b.stats());
+
+        let res = reqwest::Client::new().delete(format!("{}/api/v1/tokens/{id}", app.address)).header("Authorization", bearer(&deleted)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
+        for token in [&sibling, &other] {
+            answered_from_cache("A", &app.address, &app.core, token).await;
+            answered_from_cache("B", &b.address, &b.core, token).await;
+        }
+        assert_eq!(me(&app.address, &deleted).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(b.me(&deleted).await, StatusCode::UNAUTHORIZED);
+        for (name, before, after) in [("A", a_before, app.core.tokens.stats()), ("B", b_before, b.stats())] {
+            assert_eq!(after.invalidations, before.invalidations, "{name}: nothing emptied: {before:?} → {after:?}");
+            assert!(after.evictions > before.evictions, "{name}: {before:?} → {after:?}");
+        }
+        b.stop().await;
+    }
+}
+
+each_backend! {
+    async fn a_change_made_in_plain_sql_evicts_only_what_it_concerns(app) {
+        let console = Db::connect(&app.database.url).await.unwrap();
+        let b = Instance::start(&app.database.url).await;
+        let (deleted_id, deleted) = app.token_for(WRITER, "deleted in SQL", "read-write").await;
+        let (_, writers) = app.token_for(WRITER, "writer's other", "read-write").await;
+        let (expired_id, expired) = app.token_for(ADMIN, "expired in SQL", "admin").await;
+        let (_, admins) = app.token_for(ADMIN, "admin's other", "admin").await;
+        for token in [&deleted, &writers, &expired, &admins] {
+            warm(&b, token).await;
+        }
+        let invalidations = b.stats().invalidations;
+
+        // One token row deleted.
+        sqlx::query("DELETE FROM personal_access_tokens WHERE id = $1").bind(deleted_id).execute(console.pool()).await.unwrap();
+        refused_within_two_seconds(&b, &deleted, StatusCode::UNAUTHORIZED).await;
+        for token in [&writers, &expired, &admins] {
+            answered_from_cache("after a token's DELETE", &b.address, &b.core, token).await;
+        }
+
+        // One token row updated.
+        sqlx::query("UPDATE personal_access_tokens SET expires_at = $1 WHERE id = $2").bind(now() - 60).bind(expired_id).execute(console.pool()).await.unwrap();
+        refused_within_two_seconds(&b, &expired, StatusCode::UNAUTHORIZED).await;
+        for token in [&writers, &admins] {
+            answered_from_cache("after a token's UPDATE", &b.address, &b.core, token).await;
+        }
+
+        // A member's role: every token of theirs in the workspace, no other.
+        sqlx::query("UPDATE memberships SET role = 'read-only' WHERE user_id = $1").bind(app.user_id(WRITER).await).execute(console.pool()).await.unwrap();
+        refused_within_two_seconds(&b, &writers, StatusCode::FORBIDDEN).await;
+        answered_from_cache("after a role's UPDATE", &b.address, &b.core, &admins).await;
+
+        assert_eq!(b.stats().invalidations, invalidations, "nothing was emptied");
+        console.close().await;
+        b.stop().await;
     }
 }
 

@@ -6,18 +6,25 @@
 //! cache stays exact because every change that could alter a token's rights
 //! (a token row; a member's role, status or membership; a workspace) is
 //! seen by every instance before it is answered, including changes made in
-//! an SQL console, which database triggers report:
-//! - this instance clears its cache right after its own commit;
+//! an SQL console, which database triggers report together with what they
+//! concern (`changes`). Each instance evicts only the entries a change
+//! concerns (a token; a member's tokens in a workspace; a user's or a
+//! workspace's tokens), and everything when a report can not be read
+//! completely:
 //! - on PostgreSQL, instances follow the protocol in `protocol`: triggers
-//!   `NOTIFY` at commit, every instance clears and acknowledges, an instance
-//!   whose listener lags stops trusting its cache, and a change is answered
-//!   only once no instance can answer from an older cache;
-//! - on SQLite, instances sharing the file notice other processes' commits
-//!   through `probe`, and clear only when the auth version moved.
+//!   `NOTIFY` what changed at commit, every instance (the changing one
+//!   included) evicts it and acknowledges, an instance whose listener lags
+//!   stops trusting its cache, and a change is answered only once no
+//!   instance can answer from an older cache;
+//! - on SQLite, triggers append what changed to a log; an instance reads the
+//!   new rows right after its own commits, and after other processes'
+//!   commits, which `probe` notices.
 //!
-//! Parts: `verdict` (what a row allows now), `store` (the bounded cache),
-//! `last_used` (batched "last used" times), `protocol`, `probe`.
+//! Parts: `changes` (what a change concerns), `verdict` (what a row allows
+//! now), `store` (the bounded cache and its indexes), `last_used` (batched
+//! "last used" times), `protocol`, `probe`.
 
+mod changes;
 mod last_used;
 mod probe;
 pub mod protocol;
@@ -35,6 +42,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::domain::PlainToken;
 use crate::storage::auth_channel::{self, Listener};
 use crate::storage::{self, Backend, Db, Tx};
+use changes::{Change, Reading};
 use last_used::LastUsed;
 use probe::{ChangeProbe, Look};
 use protocol::{Protocol, Reaction, Settings, Transport};
@@ -51,6 +59,12 @@ const LAST_USED_CAPACITY: usize = 100_000;
 const OUTBOX: usize = 1_024;
 /// Messages being published at once (each holds a pooled connection).
 const PUBLISHING: usize = 8;
+/// SQLite: change-log rows read at once; more waiting means everything is
+/// forgotten instead (a mass change made in an SQL console).
+const LOG_READ: usize = 1_000;
+/// SQLite: change-log rows kept; an instance further behind forgets
+/// everything.
+const LOG_KEPT: i64 = 10_000;
 
 /// Counters since start, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +75,8 @@ pub struct CacheStats {
     pub misses: u64,
     /// Times the cache was emptied.
     pub invalidations: u64,
+    /// Changes that evicted only the entries they concern.
+    pub evictions: u64,
     /// Verifications that bypassed the cache because this instance could
     /// not prove it current (PostgreSQL listener down or lagging).
     pub fail_closed: u64,
@@ -68,7 +84,7 @@ pub struct CacheStats {
     pub acks: u64,
     /// Changes answered at the staleness bound, some acknowledgement missing.
     pub ack_timeouts: u64,
-    /// Auth-version reads after another commit (SQLite).
+    /// Change-log reads after another commit (SQLite).
     pub version_checks: u64,
     /// "Last used" times not recorded because the queue was full.
     pub last_used_dropped: u64,
@@ -79,17 +95,21 @@ struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     invalidations: AtomicU64,
+    evictions: AtomicU64,
     fail_closed: AtomicU64,
     version_checks: AtomicU64,
 }
 
 pub struct TokenCache {
     clock: Arc<dyn Clock>,
+    db: Db,
     store: Store,
     last_used: LastUsed,
     backend: Backend,
     /// SQLite: commits of other processes.
     probe: Option<ChangeProbe>,
+    /// SQLite: the last change-log row read (`None`: none read yet).
+    log_seen: std::sync::Mutex<Option<i64>>,
     /// PostgreSQL: the protocol between instances, and its outbox.
     protocol: Arc<Protocol>,
     outbox: std::sync::Mutex<Option<mpsc::Receiver<String>>>,
@@ -125,10 +145,12 @@ impl TokenCache {
         );
         Self {
             clock,
+            db: db.clone(),
             store: Store::new(CAPACITY),
             last_used: LastUsed::new(LAST_USED_CAPACITY),
             backend: db.backend(),
             probe: db.sqlite_path().map(ChangeProbe::new),
+            log_seen: std::sync::Mutex::new(None),
             protocol: Arc::new(protocol),
             outbox: std::sync::Mutex::new(Some(receiver)),
             ready: AtomicBool::new(false),
@@ -142,6 +164,7 @@ impl TokenCache {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             invalidations: c.invalidations.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
             fail_closed: c.fail_closed.load(Ordering::Relaxed),
             acks: self.protocol.acks(),
             ack_timeouts: self.protocol.timeouts(),
@@ -220,14 +243,52 @@ impl TokenCache {
                 };
                 if let Look::Changed(header) = probe.look() {
                     self.counters.version_checks.fetch_add(1, Ordering::Relaxed);
-                    let version = storage::tokens::auth_version(db.pool()).await?;
-                    if probe.settle(header, version) {
-                        self.clear();
-                    }
+                    let seen = self.catch_up(db).await?;
+                    probe.settle(header, seen);
                 }
                 Ok(true)
             }
         }
+    }
+
+    /// SQLite: evicts what the change-log rows not read yet concern (or
+    /// everything, when they can not all be read). Returns the sequence
+    /// number read up to.
+    async fn catch_up(&self, db: &Db) -> Result<i64, sqlx::Error> {
+        let seen = *self.log_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let reading = match seen {
+            Some(seen) => {
+                let limit = i64::try_from(LOG_READ + 1).unwrap_or(i64::MAX);
+                let rows = storage::auth_changes::after(db.pool(), seen, limit).await?;
+                changes::read_log(seen, &rows, LOG_READ)
+            }
+            // Nothing read yet: whatever is cached may predate the log.
+            None => Reading::Incomplete,
+        };
+        let upto = match reading {
+            Reading::Nothing => return Ok(seen.unwrap_or_default()),
+            Reading::Changes { changes, upto } => {
+                self.evict(&changes);
+                upto
+            }
+            Reading::Incomplete => {
+                // Read before clearing: what commits later is read later.
+                let latest = storage::auth_changes::latest(db.pool()).await?;
+                self.clear();
+                latest
+            }
+        };
+        let mut seen = self.log_seen.lock().unwrap_or_else(|p| p.into_inner());
+        // Concurrent readers: the furthest read wins.
+        let furthest = seen.map_or(upto, |s| s.max(upto));
+        *seen = Some(furthest);
+        Ok(furthest)
+    }
+
+    /// Forgets the cached tokens `changes` concern, on this instance.
+    fn evict(&self, changes: &[Change]) {
+        self.store.evict(changes);
+        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Forgets every cached token on this instance.
@@ -244,10 +305,12 @@ impl TokenCache {
         Ok(pending.len())
     }
 
-    /// Inside a transaction that changes token rights: on PostgreSQL, the
-    /// notification that goes out to every instance at commit.
+    /// Inside a transaction that changes token rights, last before its
+    /// commit: on PostgreSQL, the end marker that goes out to every instance
+    /// after the triggers' notifications; on SQLite, pruning the change log.
     pub async fn announce_change(&self, tx: &mut Tx) -> Result<ChangeTicket, sqlx::Error> {
         if self.backend != Backend::Postgres {
+            storage::auth_changes::prune(&mut **tx, LOG_KEPT).await?;
             return Ok(ChangeTicket { wait: None });
         }
         let txid = auth_channel::mark_change(tx).await?;
@@ -257,13 +320,19 @@ impl TokenCache {
         })
     }
 
-    /// After commit: clear this instance, then (PostgreSQL) wait until no
-    /// instance can answer from a cache older than the change.
+    /// After commit: on SQLite, evict what the change concerns here; on
+    /// PostgreSQL, wait until every instance, this one included, has
+    /// evicted it or can no longer answer from a cache older than it.
     pub async fn after_commit(&self, ticket: ChangeTicket) {
         let committed = self.clock.monotonic();
-        self.clear();
-        if let Some((txid, protocol)) = &ticket.wait {
-            protocol.wait(*txid, committed).await;
+        match &ticket.wait {
+            Some((txid, protocol)) => protocol.wait(*txid, committed).await,
+            None => {
+                if let Err(err) = self.catch_up(&self.db).await {
+                    tracing::warn!(error = %err, "reading the token change log failed; token cache emptied");
+                    self.clear();
+                }
+            }
         }
     }
 
@@ -316,11 +385,11 @@ impl TokenCache {
         loop {
             tokio::select! {
                 message = listener.next() => match message {
-                    Some(payload) => {
-                        if self.protocol.on_message(&payload) == Reaction::Clear {
-                            self.clear();
-                        }
-                    }
+                    Some(payload) => match self.protocol.on_message(&payload) {
+                        Reaction::Evict(changes) => self.evict(&changes),
+                        Reaction::Clear => self.clear(),
+                        Reaction::Nothing => {}
+                    },
                     None => break,
                 },
                 _ = heartbeat.tick() => self.protocol.heartbeat(),

@@ -2,11 +2,11 @@
 //!
 //! Every commit in WAL mode rewrites the WAL index header, the first 96
 //! bytes of the `-shm` file (SQLite's own change detection reads the same
-//! bytes). Reading them costs one `pread` and no query. Most commits do not
-//! concern tokens (sessions, audit events, "last used" times), so when the
-//! header moved the cache asks the database for its auth version, a counter
-//! that triggers advance on every change to tokens, members, users and
-//! workspaces, and clears only when that moved.
+//! bytes). Reading them costs one `pread` and no query. Only when the
+//! header moved does the cache read the change log (the rows triggers
+//! append on every change to tokens, members, users and workspaces) after
+//! the last row it has read; most commits (sessions, audit events, "last
+//! used" times) add no row there, so they evict nothing.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -20,8 +20,8 @@ type Header = [u8; 96];
 pub enum Look {
     /// Nothing committed since the last settled look.
     Unchanged,
-    /// Something was committed (or the header can not be read): ask for the
-    /// auth version and `settle`.
+    /// Something was committed (or the header can not be read): read the
+    /// change log and `settle`.
     Changed(Option<Header>),
 }
 
@@ -78,8 +78,8 @@ impl ChangeProbe {
         }
     }
 
-    /// After a `Changed` look: `version` is the auth version read after the
-    /// look. Returns whether the cache must be cleared.
+    /// After a `Changed` look: `version` is how far the change log was read
+    /// (and evicted from) after the look. Returns whether it moved.
     pub fn settle(&self, header: Option<Header>, version: i64) -> bool {
         let Ok(mut seen) = self.seen.lock() else {
             return true;
@@ -104,7 +104,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_moved_auth_version_clears() {
+    fn only_a_moved_version_counts_as_a_change() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         let shm = dir.path().join("t.db-shm");

@@ -8,17 +8,23 @@
 //!   `stale_after`. A listener that lags (a slow link, a stalled proxy)
 //!   hears old heartbeats, however regularly they arrive, and stops
 //!   trusting its cache.
-//! - `inv <txid>`: sent by database triggers (and by Tollgate itself) at the
-//!   commit of any change to who may use which token, from Tollgate or from
-//!   an SQL console. Every instance clears its cache and answers
-//!   `ack <txid> <id>`.
+//! - `chg <txid> <keys>`: sent by database triggers at the commit of any
+//!   change to who may use which token, from Tollgate or from an SQL
+//!   console, naming what changed (see `changes`): every instance, the one
+//!   that made the change included, evicts the entries concerned, or
+//!   everything when the keys can not be read exactly.
+//! - `inv <txid>`: sent by Tollgate last in each transaction of its own that
+//!   changes token rights, so it is delivered after that transaction's
+//!   `chg` messages. Every other instance answers `ack <txid> <id>`: having
+//!   heard the `inv`, it has evicted what the change concerns.
 //!
 //! The instance that made a change answers it once it has heard its own
-//! `inv` (so it knows every peer whose heartbeat committed before the
+//! `inv` (so it has evicted what its change concerns, and knows every peer whose heartbeat committed before the
 //! change) and every such live peer has acknowledged. If that does not
 //! happen, it answers `stale_after + margin` after the commit instead: a peer
-//! that has not processed the `inv` by then heard its latest own heartbeat
-//! from before the commit, so it no longer trusts its cache. Either way no
+//! (the changing instance itself included) that has not processed the
+//! `chg` and `inv` messages by then heard its latest own heartbeat from
+//! before the commit, so it no longer trusts its cache. Either way no
 //! instance answers from a cache older than the change once the change is
 //! answered, and the worst-case answer time is `stale_after + margin` after
 //! the commit.
@@ -30,6 +36,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::changes::{Change, Eviction, parse_keys};
 use crate::clock::Clock;
 
 /// Where messages go: to every instance listening, this one included, in
@@ -71,6 +78,9 @@ impl Default for Settings {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reaction {
     Nothing,
+    /// Evict the entries these changes concern.
+    Evict(Vec<Change>),
+    /// Forget everything.
     Clear,
 }
 
@@ -203,6 +213,12 @@ impl Protocol {
                 }
                 Reaction::Nothing
             }
+            (Some("chg"), Some(_txid), Some(keys), None) => match parse_keys(keys) {
+                Eviction::Some(changes) => Reaction::Evict(changes),
+                Eviction::All => Reaction::Clear,
+            },
+            // Surely a change, but not one that can be read: forget everything.
+            (Some("chg"), ..) => Reaction::Clear,
             (Some("inv"), Some(txid), None, None) => {
                 let Ok(txid) = txid.parse::<u64>() else {
                     // Unreadable, but surely a change: clear.
@@ -229,8 +245,9 @@ impl Protocol {
                     Reaction::Nothing
                 } else {
                     drop(state);
+                    // Its `chg` messages came first: evicted already.
                     self.transport.publish(format!("ack {txid} {}", self.id));
-                    Reaction::Clear
+                    Reaction::Nothing
                 }
             }
             (Some("ack"), Some(txid), Some(from), None) => {
@@ -397,18 +414,19 @@ mod tests {
     }
 
     /// Delivers everything on the bus to `to`, again and again until quiet;
-    /// returns how many instances cleared.
-    fn deliver(bus: &Bus, to: &[&Protocol]) -> usize {
-        let mut cleared = 0;
+    /// returns what each instance (by its place in `to`) had to do.
+    fn deliver(bus: &Bus, to: &[&Protocol]) -> Vec<(usize, Reaction)> {
+        let mut reactions = Vec::new();
         loop {
             let messages = bus.take();
             if messages.is_empty() {
-                return cleared;
+                return reactions;
             }
             for m in &messages {
-                for p in to {
-                    if p.on_message(m) == Reaction::Clear {
-                        cleared += 1;
+                for (i, p) in to.iter().enumerate() {
+                    match p.on_message(m) {
+                        Reaction::Nothing => {}
+                        reaction => reactions.push((i, reaction)),
                     }
                 }
             }
@@ -460,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn a_change_is_answered_once_every_live_peer_has_acknowledged() {
+    fn a_change_is_answered_once_every_live_peer_has_evicted_and_acknowledged() {
         let (clock, bus, [a, b, c]) = three_live_instances();
         a.register(41);
         let committed = clock.monotonic();
@@ -469,16 +487,44 @@ mod tests {
             WaitStatus::Pending(committed + MS(2_250)),
             "own inv not heard yet"
         );
-        bus.publish("inv 41".into()); // what the trigger sends at commit
+        // What the commit delivers: the trigger's keys, then Tollgate's end marker.
+        bus.publish("chg 41 token:7,member:1:3".into());
+        bus.publish("inv 41".into());
+        let evicted = vec![
+            Change::Token(7),
+            Change::Member {
+                workspace: 1,
+                user: 3,
+            },
+        ];
         assert_eq!(
             deliver(&bus, &[&a, &b, &c]),
-            2,
-            "b and c cleared, a had already"
+            [0, 1, 2].map(|i| (i, Reaction::Evict(evicted.clone()))),
+            "every instance evicts exactly what changed, and nothing is cleared"
         );
         assert_eq!(a.status(41, committed), WaitStatus::Done);
         assert_eq!(a.acks(), 2);
         a.finish(41);
         assert!(a.state().waits.is_empty());
+    }
+
+    #[test]
+    fn a_change_that_can_not_be_read_exactly_clears_everything() {
+        let (_clock, bus, [a, ..]) = three_live_instances();
+        for payload in [
+            "chg 9 *",
+            "chg 9 token:1,session:2",
+            "chg 9 token:one",
+            "chg 9",
+            "chg 9 token:1 user:2",
+            "inv nine",
+        ] {
+            assert_eq!(a.on_message(payload), Reaction::Clear, "{payload}");
+        }
+        assert!(bus.take().is_empty(), "nothing to acknowledge");
+        // A peer's end marker alone evicts nothing (its keys came before).
+        assert_eq!(a.on_message("inv 9"), Reaction::Nothing);
+        assert_eq!(bus.take(), ["ack 9 a"]);
     }
 
     #[test]
