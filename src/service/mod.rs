@@ -7,7 +7,9 @@ pub mod audit;
 pub mod auth;
 pub mod measure;
 pub mod members;
+pub mod notices;
 pub mod passwords;
+pub mod policy;
 pub mod throttle;
 pub mod token_cache;
 pub mod tokens;
@@ -27,6 +29,9 @@ pub struct Tollgate {
     pub support_contact: Option<String>,
     /// Counts guesses of passwords and codes (see `throttle`).
     pub throttle: throttle::Throttle,
+    /// Sends invitations and expiry notices; `None` when no SMTP server is
+    /// configured.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl Tollgate {
@@ -37,7 +42,14 @@ impl Tollgate {
             tokens,
             throttle: Default::default(),
             support_contact,
+            mailer: None,
         }
+    }
+
+    /// The same core, sending email through `mailer`.
+    pub fn with_mailer(mut self, mailer: Option<crate::mail::Mailer>) -> Self {
+        self.mailer = mailer;
+        self
     }
 }
 

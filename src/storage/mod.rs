@@ -8,11 +8,13 @@
 
 pub mod audit;
 pub mod auth_channel;
+pub mod expiry_notices;
 pub mod invitations;
 pub mod ops;
 pub mod organizations;
 pub mod sessions;
 pub mod settings;
+pub mod token_policies;
 pub mod tokens;
 pub mod users;
 
