@@ -41,7 +41,10 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     /// The mailer the configuration asks for: none when neither setting is
     /// given, an error when only one is or when either can not be read.
-    pub fn from_settings(smtp_url: Option<&str>, from: Option<&str>) -> anyhow::Result<Option<Self>> {
+    pub fn from_settings(
+        smtp_url: Option<&str>,
+        from: Option<&str>,
+    ) -> anyhow::Result<Option<Self>> {
         let (url, from) = match (
             smtp_url.filter(|u| !u.trim().is_empty()),
             from.filter(|f| !f.trim().is_empty()),
@@ -55,7 +58,8 @@ impl Mailer {
         let from: Mailbox = from
             .parse()
             .with_context(|| format!("TOLLGATE_MAIL_FROM is not an email address: {from}"))?;
-        let server = SmtpServer::parse(url).map_err(|e| anyhow::anyhow!("TOLLGATE_SMTP_URL: {e}"))?;
+        let server =
+            SmtpServer::parse(url).map_err(|e| anyhow::anyhow!("TOLLGATE_SMTP_URL: {e}"))?;
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host)
             .port(server.port)
             .timeout(Some(SEND_TIMEOUT));
@@ -117,13 +121,19 @@ impl SmtpServer {
             );
         }
         let (authority, hello_name) = match rest.split_once('/') {
-            Some((authority, path)) => (authority, Some(path.trim_matches('/').to_owned()).filter(|p| !p.is_empty())),
+            Some((authority, path)) => (
+                authority,
+                Some(path.trim_matches('/').to_owned()).filter(|p| !p.is_empty()),
+            ),
             None => (rest, None),
         };
         let (credentials, host_port) = match authority.rsplit_once('@') {
             Some((userinfo, host_port)) => {
                 let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                (Some((percent_decode(user)?, percent_decode(password)?)), host_port)
+                (
+                    Some((percent_decode(user)?, percent_decode(password)?)),
+                    host_port,
+                )
             }
             None => (None, authority),
         };
@@ -227,7 +237,9 @@ mod tests {
         assert!(Mailer::from_settings(None, None).unwrap().is_none());
         assert!(Mailer::from_settings(Some("smtp://127.0.0.1:2525"), None).is_err());
         assert!(Mailer::from_settings(None, Some("tollgate@example.com")).is_err());
-        assert!(Mailer::from_settings(Some("smtp://127.0.0.1:2525"), Some("not an address")).is_err());
+        assert!(
+            Mailer::from_settings(Some("smtp://127.0.0.1:2525"), Some("not an address")).is_err()
+        );
     }
 
     #[tokio::test]

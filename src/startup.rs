@@ -50,8 +50,10 @@ impl Application {
 
     pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<Self> {
         let key = cookie_key(&config, &db).await?;
-        let mailer = Mailer::from_settings(config.smtp_url.as_deref(), config.mail_from.as_deref())?;
-        let app = web::Data::new(Tollgate::new(db.clone(), config.support.clone()).with_mailer(mailer));
+        let mailer =
+            Mailer::from_settings(config.smtp_url.as_deref(), config.mail_from.as_deref())?;
+        let app =
+            web::Data::new(Tollgate::new(db.clone(), config.support.clone()).with_mailer(mailer));
 
         let setup_code = if app.needs_setup().await? {
             let code = Alphanumeric.sample_string(&mut rand::rng(), 24);

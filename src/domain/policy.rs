@@ -16,7 +16,10 @@ pub struct TokenPolicy {
 impl TokenPolicy {
     /// Reads the policy form: `max_lifetime` is `none` or one of
     /// `LIFETIME_DAYS`; `require_expiry` is a checkbox (absent, or `on`).
-    pub fn parse(max_lifetime: &str, require_expiry: Option<&str>) -> Result<Self, ValidationError> {
+    pub fn parse(
+        max_lifetime: &str,
+        require_expiry: Option<&str>,
+    ) -> Result<Self, ValidationError> {
         let max_lifetime_days = match max_lifetime.trim() {
             "" | "none" => None,
             raw => Some(
@@ -89,7 +92,10 @@ impl TokenPolicy {
 
     /// The expiry choices a new token may have.
     pub fn allowed_expiries(self) -> Vec<Expiry> {
-        Expiry::ALL.into_iter().filter(|e| self.allows(*e)).collect()
+        Expiry::ALL
+            .into_iter()
+            .filter(|e| self.allows(*e))
+            .collect()
     }
 
     /// The generate dialog's default: the usual one when allowed, else the
@@ -145,10 +151,24 @@ mod tests {
         assert_eq!(TokenPolicy::parse("", None), Ok(TokenPolicy::default()));
         let capped = TokenPolicy::parse("30", None).unwrap();
         assert_eq!(capped.max_lifetime_days(), Some(30));
-        assert!(capped.requires_expiry(), "a maximum lifetime implies an expiry");
+        assert!(
+            capped.requires_expiry(),
+            "a maximum lifetime implies an expiry"
+        );
         let required = TokenPolicy::parse("none", Some("on")).unwrap();
-        assert_eq!((required.max_lifetime_days(), required.requires_expiry()), (None, true));
-        for bad in ["0", "8", "-7", "365.0", "never", "1e3", "99999999999999999999"] {
+        assert_eq!(
+            (required.max_lifetime_days(), required.requires_expiry()),
+            (None, true)
+        );
+        for bad in [
+            "0",
+            "8",
+            "-7",
+            "365.0",
+            "never",
+            "1e3",
+            "99999999999999999999",
+        ] {
             assert!(TokenPolicy::parse(bad, None).is_err(), "{bad}");
         }
         assert!(TokenPolicy::parse("30", Some("maybe")).is_err());
@@ -157,14 +177,32 @@ mod tests {
     #[test]
     fn the_allowed_expiries_follow_the_policy() {
         let choices = |p: TokenPolicy| -> Vec<&str> {
-            p.allowed_expiries().into_iter().map(Expiry::as_str).collect()
+            p.allowed_expiries()
+                .into_iter()
+                .map(Expiry::as_str)
+                .collect()
         };
-        assert_eq!(choices(TokenPolicy::default()), ["7", "30", "90", "365", "never"]);
-        assert_eq!(choices(TokenPolicy::parse("none", Some("on")).unwrap()), ["7", "30", "90", "365"]);
-        assert_eq!(choices(TokenPolicy::parse("30", None).unwrap()), ["7", "30"]);
+        assert_eq!(
+            choices(TokenPolicy::default()),
+            ["7", "30", "90", "365", "never"]
+        );
+        assert_eq!(
+            choices(TokenPolicy::parse("none", Some("on")).unwrap()),
+            ["7", "30", "90", "365"]
+        );
+        assert_eq!(
+            choices(TokenPolicy::parse("30", None).unwrap()),
+            ["7", "30"]
+        );
         assert_eq!(choices(TokenPolicy::parse("7", Some("on")).unwrap()), ["7"]);
-        assert_eq!(TokenPolicy::parse("30", None).unwrap().default_expiry(), Expiry::Days30);
-        assert_eq!(TokenPolicy::parse("365", None).unwrap().default_expiry(), Expiry::Days90);
+        assert_eq!(
+            TokenPolicy::parse("30", None).unwrap().default_expiry(),
+            Expiry::Days30
+        );
+        assert_eq!(
+            TokenPolicy::parse("365", None).unwrap().default_expiry(),
+            Expiry::Days90
+        );
     }
 
     #[test]
@@ -175,6 +213,10 @@ mod tests {
         assert!(!policy.admits(1_000, Some(1_000 + 30 * day + 1)));
         assert!(!policy.admits(1_000, None));
         assert!(TokenPolicy::default().admits(1_000, None));
-        assert!(!TokenPolicy::parse("none", Some("on")).unwrap().admits(1_000, None));
+        assert!(
+            !TokenPolicy::parse("none", Some("on"))
+                .unwrap()
+                .admits(1_000, None)
+        );
     }
 }

@@ -37,11 +37,15 @@ impl Tollgate {
 
     /// Emails an invitation link. Without a mailer this is refused as a
     /// conflict (the form offers it only when mail is configured).
-    pub async fn email_invitation(&self, invitation: &InvitationEmail<'_>) -> Result<(), ServiceError> {
+    pub async fn email_invitation(
+        &self,
+        invitation: &InvitationEmail<'_>,
+    ) -> Result<(), ServiceError> {
         let Some(mailer) = &self.mailer else {
             return Err(ServiceError::Conflict {
                 field: "email",
-                message: "Email is not configured on this server: copy the link instead.".to_owned(),
+                message: "Email is not configured on this server: copy the link instead."
+                    .to_owned(),
             });
         };
         let subject = format!(
@@ -78,8 +82,13 @@ impl Tollgate {
         let due = storage::expiry_notices::due(self.db.pool(), now, now + lead, lead).await?;
         let mut sent = 0;
         for notice in due {
-            if !storage::expiry_notices::claim(self.db.pool(), notice.token_id, notice.expires_at, now)
-                .await?
+            if !storage::expiry_notices::claim(
+                self.db.pool(),
+                notice.token_id,
+                notice.expires_at,
+                now,
+            )
+            .await?
             {
                 continue;
             }

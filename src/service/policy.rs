@@ -67,7 +67,10 @@ impl Tollgate {
         if !policy.is_set() {
             return Ok(Vec::new());
         }
-        Ok(storage::token_policies::tokens_outside(self.db.pool(), workspace.0, policy, now).await?)
+        Ok(
+            storage::token_policies::tokens_outside(self.db.pool(), workspace.0, policy, now)
+                .await?,
+        )
     }
 
     /// Revokes every live token of the workspace outside its current

@@ -477,12 +477,7 @@ async fn workspace_tokens_page(
         .collect();
     let tokens: Vec<TokenView> = page.items.iter().map(|t| TokenView::new(t, now)).collect();
     Ok(WorkspaceTokensPage {
-        layout: Layout::new(
-            session,
-            Some(user),
-            "Workspace tokens",
-            "workspace-tokens",
-        )?,
+        layout: Layout::new(session, Some(user), "Workspace tokens", "workspace-tokens")?,
         expiring: expiring_notice(&tokens),
         tokens,
         total,
@@ -537,7 +532,10 @@ pub async fn workspace_token_policy(
         .await
     {
         Ok(policy) => {
-            let outside = app.tokens_outside_policy(ws.workspace_id, now()).await?.len();
+            let outside = app
+                .tokens_outside_policy(ws.workspace_id, now())
+                .await?
+                .len();
             let text = match outside {
                 0 => format!("Token policy saved: {}.", policy.summary()),
                 n => format!(
@@ -568,7 +566,10 @@ pub async fn workspace_revoke_outside_confirm(
     query: web::Query<WorkspaceQuery>,
 ) -> Result<HttpResponse, PageError> {
     let ws = administered(&user, query.workspace)?;
-    let count = app.tokens_outside_policy(ws.workspace_id, now()).await?.len();
+    let count = app
+        .tokens_outside_policy(ws.workspace_id, now())
+        .await?
+        .len();
     if count == 0 {
         flash(&session, "info", "No token is outside the token policy.")?;
         return Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)));
@@ -580,7 +581,10 @@ pub async fn workspace_revoke_outside_confirm(
             "Revoke tokens outside the policy",
             "workspace-tokens",
         )?,
-        heading: format!("Revoke the tokens outside {}'s token policy?", ws.workspace_name),
+        heading: format!(
+            "Revoke the tokens outside {}'s token policy?",
+            ws.workspace_name
+        ),
         message: revoke_all_message(count),
         action: with_workspace(urls::WORKSPACE_TOKENS_REVOKE_OUTSIDE, &ws),
         confirm: "Yes, revoke them",

@@ -38,7 +38,9 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the SMTP sink");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the SMTP sink");
         let address = listener.local_addr().expect("the sink's address");
         let received = Arc::new(Mutex::new(Vec::new()));
         let keep = received.clone();
@@ -50,7 +52,11 @@ impl SmtpSink {
                 });
             }
         });
-        Self { address, received, task }
+        Self {
+            address,
+            received,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -68,7 +74,10 @@ impl Drop for SmtpSink {
     }
 }
 
-async fn session(stream: tokio::net::TcpStream, keep: Arc<Mutex<Vec<Received>>>) -> std::io::Result<()> {
+async fn session(
+    stream: tokio::net::TcpStream,
+    keep: Arc<Mutex<Vec<Received>>>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 sink.test ESMTP\r\n").await?;
@@ -79,7 +88,11 @@ async fn session(stream: tokio::net::TcpStream, keep: Arc<Mutex<Vec<Received>>>)
             return Ok(());
         }
         let command = line.trim_end().to_owned();
-        let verb = command.split([' ', ':']).next().unwrap_or_default().to_ascii_uppercase();
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
             "EHLO" | "HELO" => b"250 sink.test\r\n",
             "MAIL" => {
@@ -92,7 +105,9 @@ async fn session(stream: tokio::net::TcpStream, keep: Arc<Mutex<Vec<Received>>>)
                 b"250 OK\r\n"
             }
             "DATA" => {
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 let mut data = String::new();
                 loop {
                     let mut line = String::new();
@@ -148,7 +163,10 @@ fn decode(data: &str) -> (String, String) {
             .unwrap_or_default()
     };
     let subject = decode_words(&header("Subject"));
-    let body = match header("Content-Transfer-Encoding").to_ascii_lowercase().as_str() {
+    let body = match header("Content-Transfer-Encoding")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "quoted-printable" => quoted_printable(body),
         "base64" => String::from_utf8(
             base64::engine::general_purpose::STANDARD
@@ -206,7 +224,9 @@ fn quoted_printable(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'='
-            && let Some(byte) = joined.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(byte) = joined
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(byte);
             i += 3;
@@ -267,26 +287,59 @@ async fn the_owner_of_a_token_gets_one_email_a_week_before_it_expires() {
 
         // 23 days and a minute before: not yet within the week.
         let before = start + 23 * DAY - 60;
-        assert_eq!(app.core.send_expiry_notices(origin, before).await.expect("notices"), 0);
+        assert_eq!(
+            app.core
+                .send_expiry_notices(origin, before)
+                .await
+                .expect("notices"),
+            0
+        );
         assert!(sink.received().is_empty());
 
         let due = start + 23 * DAY;
-        assert_eq!(app.core.send_expiry_notices(origin, due).await.expect("notices"), 1);
+        assert_eq!(
+            app.core
+                .send_expiry_notices(origin, due)
+                .await
+                .expect("notices"),
+            1
+        );
         let received = sink.received();
         assert_eq!(received.len(), 1, "{received:?}");
         let mail = &received[0];
         assert_eq!(mail.recipients, vec![WRITER.to_owned()]);
         assert_eq!(mail.from, "tollgate@example.com");
-        assert!(mail.subject.contains("deploy-bot") && mail.subject.contains("expires"), "{}", mail.subject);
+        assert!(
+            mail.subject.contains("deploy-bot") && mail.subject.contains("expires"),
+            "{}",
+            mail.subject
+        );
         assert!(mail.body.contains("“deploy-bot”"), "{}", mail.body);
-        assert!(mail.body.contains("https://tokens.example.com/profile/tokens"), "{}", mail.body);
+        assert!(
+            mail.body
+                .contains("https://tokens.example.com/profile/tokens"),
+            "{}",
+            mail.body
+        );
         assert!(mail.body.contains("in 7 day(s)"), "{}", mail.body);
 
         // Later runs, and a restarted server on the same database, send it no more.
-        assert_eq!(app.core.send_expiry_notices(origin, due + DAY).await.expect("notices"), 0);
+        assert_eq!(
+            app.core
+                .send_expiry_notices(origin, due + DAY)
+                .await
+                .expect("notices"),
+            0
+        );
         let restarted = Tollgate::new(app.db().clone(), None)
             .with_mailer(Mailer::from_settings(Some(&sink.url()), Some(FROM)).expect("mailer"));
-        assert_eq!(restarted.send_expiry_notices(origin, due + 2 * DAY).await.expect("notices"), 0);
+        assert_eq!(
+            restarted
+                .send_expiry_notices(origin, due + 2 * DAY)
+                .await
+                .expect("notices"),
+            0
+        );
         assert_eq!(sink.received().len(), 1);
         assert_eq!(app.count("token_expiry_notices").await, 1);
         app.stop().await;
@@ -310,9 +363,25 @@ async fn a_notice_that_could_not_be_sent_is_tried_again_on_the_next_run() {
             Mailer::from_settings(Some(&format!("smtp://{closed}")), Some(FROM)).expect("mailer"),
         );
         let due = start + 24 * DAY;
-        assert_eq!(broken.send_expiry_notices("http://x", due).await.expect("a failed delivery is no error"), 0);
-        assert_eq!(app.count("token_expiry_notices").await, 0, "the claim is given back");
-        assert_eq!(app.core.send_expiry_notices("http://x", due).await.expect("notices"), 1);
+        assert_eq!(
+            broken
+                .send_expiry_notices("http://x", due)
+                .await
+                .expect("a failed delivery is no error"),
+            0
+        );
+        assert_eq!(
+            app.count("token_expiry_notices").await,
+            0,
+            "the claim is given back"
+        );
+        assert_eq!(
+            app.core
+                .send_expiry_notices("http://x", due)
+                .await
+                .expect("notices"),
+            1
+        );
         assert_eq!(sink.received().len(), 1);
         app.stop().await;
     }
@@ -326,13 +395,28 @@ async fn invitations_are_emailed_when_mail_is_configured() {
         let mut app = spawn_mailing(backend, &sink).await;
         let admin = app.signed_in(ADMIN).await;
         let page = admin.get("/members").await;
-        assert_eq!(page.count("#invite-send-email"), 1, "the form offers to send the link");
+        assert_eq!(
+            page.count("#invite-send-email"),
+            1,
+            "the form offers to send the link"
+        );
         let res = admin
-            .post_form("/members/invite", &[("email", "Nina@Example.com"), ("role", "read-only"), ("send_email", "on")])
+            .post_form(
+                "/members/invite",
+                &[
+                    ("email", "Nina@Example.com"),
+                    ("role", "read-only"),
+                    ("send_email", "on"),
+                ],
+            )
             .await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
         assert_eq!(res.count("#invite-link"), 0, "an emailed link is not shown");
-        assert!(res.text(".flash").contains("emailed"), "{}", res.text(".flash"));
+        assert!(
+            res.text(".flash").contains("emailed"),
+            "{}",
+            res.text(".flash")
+        );
         let received = sink.received();
         assert_eq!(received.len(), 1);
         let mail = &received[0];
@@ -347,11 +431,20 @@ async fn invitations_are_emailed_when_mail_is_configured() {
             .to_owned();
         let path = link.trim_start_matches(&app.address);
         let form = app.client().get(path).await;
-        assert_eq!(form.status, StatusCode::OK, "the emailed link opens the invitation");
+        assert_eq!(
+            form.status,
+            StatusCode::OK,
+            "the emailed link opens the invitation"
+        );
         assert!(form.text("main").contains("nina@example.com"));
 
         // Unticked: the link is shown, nothing is sent.
-        let res = admin.post_form("/members/invite", &[("email", "omar@example.com"), ("role", "read-only")]).await;
+        let res = admin
+            .post_form(
+                "/members/invite",
+                &[("email", "omar@example.com"), ("role", "read-only")],
+            )
+            .await;
         assert!(res.attr("#invite-link", "value").is_some());
         assert_eq!(sink.received().len(), 1);
         app.stop().await;
@@ -366,13 +459,26 @@ async fn without_a_mail_server_nothing_is_sent_and_the_link_is_shown() {
         assert!(!app.core.mail_enabled());
         let start = now();
         token_at(&app, WRITER, "nightly", "30", start).await;
-        assert_eq!(app.core.send_expiry_notices("http://x", start + 25 * DAY).await.expect("no error"), 0);
+        assert_eq!(
+            app.core
+                .send_expiry_notices("http://x", start + 25 * DAY)
+                .await
+                .expect("no error"),
+            0
+        );
         assert_eq!(app.count("token_expiry_notices").await, 0);
         let admin = app.signed_in(ADMIN).await;
         assert_eq!(admin.get("/members").await.count("#invite-send-email"), 0);
         // A forged "send by email" creates the invitation and shows the link.
         let res = admin
-            .post_form("/members/invite", &[("email", "nina@example.com"), ("role", "read-only"), ("send_email", "on")])
+            .post_form(
+                "/members/invite",
+                &[
+                    ("email", "nina@example.com"),
+                    ("role", "read-only"),
+                    ("send_email", "on"),
+                ],
+            )
             .await;
         assert_eq!(res.status, StatusCode::OK);
         assert!(res.attr("#invite-link", "value").is_some());

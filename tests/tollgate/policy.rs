@@ -20,10 +20,12 @@ async fn stored_policy(app: &TestApp) -> Option<(Option<i64>, i64)> {
 }
 
 async fn policy_events(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'workspace.token_policy_changed'")
-        .fetch_one(app.db().pool())
-        .await
-        .expect("count events")
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'workspace.token_policy_changed'",
+    )
+    .fetch_one(app.db().pool())
+    .await
+    .expect("count events")
 }
 
 /// The expiry choices the tokens tab offers.
