@@ -330,6 +330,8 @@ fn check_settings(config: &Config) -> Result<String, String> {
             ));
         }
     }
+    crate::mail::Mailer::from_settings(config.smtp_url.as_deref(), config.mail_from.as_deref())
+        .map_err(|e| format!("{e:#}"))?;
     for (name, value) in [
         ("TOLLGATE_SESSION_IDLE_MINUTES", config.session_idle_minutes),
         ("TOLLGATE_SESSION_MAX_HOURS", config.session_max_hours),

@@ -15,6 +15,8 @@
 //! | `TOLLGATE_LAST_USED_FLUSH_SECONDS` | `30` | how often "last used" times are written |
 //! | `TOLLGATE_WORKERS` | number of cores | HTTP worker threads |
 //! | `TOLLGATE_METRICS_BIND` | none (off) | address for Prometheus' `GET /metrics`; never the public one |
+//! | `TOLLGATE_SMTP_URL` | none (no email) | `smtp://[user:password@]host[:port]` of a mail relay for invitations and expiry notices |
+//! | `TOLLGATE_MAIL_FROM` | none | sender of those emails, e.g. `Tollgate <tollgate@example.com>`; needed with `TOLLGATE_SMTP_URL` |
 //! | `TOLLGATE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
 
@@ -110,6 +112,15 @@ pub struct Config {
     /// 127.0.0.1:9090. Off when not set; never served on the public address.
     #[arg(long, global = true, env = "TOLLGATE_METRICS_BIND")]
     pub metrics_bind: Option<String>,
+
+    /// Mail relay for invitation and expiry emails:
+    /// smtp://[user:password@]host[:port]. No email is sent when not set.
+    #[arg(long, global = true, env = "TOLLGATE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of Tollgate's emails, e.g. `Tollgate <tollgate@example.com>`.
+    #[arg(long, global = true, env = "TOLLGATE_MAIL_FROM")]
+    pub mail_from: Option<String>,
 }
 
 impl Config {
@@ -128,6 +139,8 @@ impl Config {
             last_used_flush_seconds: 30,
             workers: None,
             metrics_bind: None,
+            smtp_url: None,
+            mail_from: None,
         }
     }
 
@@ -162,6 +175,8 @@ impl std::fmt::Debug for Config {
             .field("last_used_flush_seconds", &self.last_used_flush_seconds)
             .field("workers", &self.workers)
             .field("metrics_bind", &self.metrics_bind)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_from", &self.mail_from)
             .finish()
     }
 }
@@ -188,7 +203,9 @@ mod tests {
     fn debug_output_hides_secrets() {
         let mut config = Config::for_database("postgres://app:hunter2@db/tollgate");
         config.secret_key = Some("0123456789abcdef0123456789abcdef-very-secret".to_owned());
+        config.smtp_url = Some("smtp://relay:mail-secret@mail.example.com:587".to_owned());
         let shown = format!("{config:?}");
+        assert!(!shown.contains("mail-secret"));
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("very-secret"));
         assert!(shown.contains("postgres://app:***@db/tollgate"));

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod download;
+pub mod mail;
 pub mod metrics;
 pub mod request;
 pub mod service;

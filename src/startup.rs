@@ -17,8 +17,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::clock::now;
+use crate::clock::{Clock, SystemClock, now};
 use crate::config::Config;
+use crate::mail::Mailer;
 use crate::service::Tollgate;
 use crate::storage::{self, Db};
 use crate::web::session::DbSessionStore;
@@ -37,6 +38,8 @@ const COOKIE_KEY_SETTING: &str = "cookie_key";
 const MAX_BODY: usize = 64 * 1024;
 /// How long a graceful stop waits for requests in flight.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the expiry notices that have come due are sent.
+const EXPIRY_NOTICE_EVERY: Duration = Duration::from_secs(15 * 60);
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -47,7 +50,10 @@ impl Application {
 
     pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<Self> {
         let key = cookie_key(&config, &db).await?;
-        let app = web::Data::new(Tollgate::new(db.clone(), config.support.clone()));
+        let mailer =
+            Mailer::from_settings(config.smtp_url.as_deref(), config.mail_from.as_deref())?;
+        let app =
+            web::Data::new(Tollgate::new(db.clone(), config.support.clone()).with_mailer(mailer));
 
         let setup_code = if app.needs_setup().await? {
             let code = Alphanumeric.sample_string(&mut rand::rng(), 24);
@@ -76,10 +82,12 @@ impl Application {
             None => None,
         };
 
+        let origin = config
+            .public_origin()
+            .unwrap_or_else(|| format!("http://{address}"));
+        spawn_expiry_notices(app.clone(), Arc::new(SystemClock::new()), origin.clone());
         if let Some(code) = &setup_code {
-            let host = config
-                .public_origin()
-                .unwrap_or_else(|| format!("http://{address}"));
+            let host = &origin;
             // Printed, not logged: it is meant for the person starting the server.
             println!("No user exists yet. Finish setting up Tollgate at {host}/setup?code={code}");
         }
@@ -242,6 +250,25 @@ fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64, audit_da
                         tracing::warn!(error = %err, "deleting old audit events failed");
                     }
                 }
+            }
+        }
+    });
+}
+
+/// Sends the expiry notices that have come due, every
+/// `EXPIRY_NOTICE_EVERY`, at the time `clock` tells; nothing when no mail
+/// server is configured. Every instance runs it: each notice is claimed in
+/// the database before it is sent, so it goes out once.
+fn spawn_expiry_notices(app: web::Data<Tollgate>, clock: Arc<dyn Clock>, origin: String) {
+    if !app.mail_enabled() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(EXPIRY_NOTICE_EVERY);
+        loop {
+            every.tick().await;
+            if let Err(err) = app.send_expiry_notices(&origin, clock.unix()).await {
+                tracing::warn!(error = %err, "sending expiry notices failed");
             }
         }
     });

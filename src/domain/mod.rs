@@ -5,6 +5,7 @@ mod account;
 mod email;
 mod ids;
 mod password;
+mod policy;
 mod role;
 mod token;
 mod token_name;
@@ -14,6 +15,7 @@ pub use account::{AccountKind, ServiceAccountName};
 pub use email::Email;
 pub use ids::{TokenId, UserId, WorkspaceId};
 pub use password::{NewPassword, Password};
+pub use policy::{LIFETIME_DAYS, TokenPolicy, lifetime_label};
 pub use role::{Role, Scope};
 pub use token::{PlainToken, TokenDigest, display_hint, sha256_hex};
 pub use token_name::{TokenName, is_spoofing};
@@ -78,15 +80,19 @@ impl Expiry {
         }
     }
 
+    /// How many days a token lives; `None` for "No expiration".
+    pub fn days(self) -> Option<i64> {
+        match self {
+            Expiry::Days7 => Some(7),
+            Expiry::Days30 => Some(30),
+            Expiry::Days90 => Some(90),
+            Expiry::Year => Some(365),
+            Expiry::Never => None,
+        }
+    }
+
     /// The expiry instant (unix seconds) for a token created at `now`.
     pub fn expires_at(self, now: i64) -> Option<i64> {
-        let days = match self {
-            Expiry::Days7 => 7,
-            Expiry::Days30 => 30,
-            Expiry::Days90 => 90,
-            Expiry::Year => 365,
-            Expiry::Never => return None,
-        };
-        Some(now + days * 86_400)
+        self.days().map(|days| now + days * 86_400)
     }
 }

@@ -22,6 +22,8 @@ pub struct Invitation {
     pub code: String,
     pub email: String,
     pub role: Role,
+    /// When the link stops working.
+    pub expires_at: i64,
 }
 
 /// What the invited person types.
@@ -131,6 +133,7 @@ impl Tollgate {
             code,
             email: email.to_string(),
             role,
+            expires_at: invitation.expires_at,
         })
     }
 

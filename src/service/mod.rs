@@ -10,7 +10,9 @@ pub mod export;
 pub mod leaks;
 pub mod measure;
 pub mod members;
+pub mod notices;
 pub mod passwords;
+pub mod policy;
 pub mod service_accounts;
 pub mod throttle;
 pub mod token_cache;
@@ -35,6 +37,9 @@ pub struct Tollgate {
     pub throttle: throttle::Throttle,
     /// Counts leaked-token reports per address (see `leaks`).
     pub leak_reports: throttle::Throttle,
+    /// Sends invitations and expiry notices; `None` when no SMTP server is
+    /// configured.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl Tollgate {
@@ -46,7 +51,14 @@ impl Tollgate {
             throttle: Default::default(),
             leak_reports: leaks::report_throttle(),
             support_contact,
+            mailer: None,
         }
+    }
+
+    /// The same core, sending email through `mailer`.
+    pub fn with_mailer(mut self, mailer: Option<crate::mail::Mailer>) -> Self {
+        self.mailer = mailer;
+        self
     }
 }
 

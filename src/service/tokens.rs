@@ -152,10 +152,20 @@ impl Tollgate {
                 )),
             ));
         }
+        // The workspace's token policy narrows the expiry choices; the
+        // default follows it.
+        let policy =
+            storage::token_policies::get(self.db.pool(), membership.workspace_id.0).await?;
         let expiry = match request.expiry.as_deref().filter(|s| !s.is_empty()) {
             Some(raw) => Expiry::parse(raw).map_err(|e| ServiceError::invalid("expiry", e))?,
-            None => Expiry::default(),
+            None => policy.default_expiry(),
         };
+        if !policy.allows(expiry) {
+            return Err(ServiceError::Invalid {
+                field: "expiry",
+                message: policy.refusal(),
+            });
+        }
 
         let token = PlainToken::generate();
         let digest = token.digest();

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth_changes;
 pub mod auth_channel;
+pub mod expiry_notices;
 pub mod invitations;
 pub mod leaks;
 pub mod ops;
@@ -16,6 +17,7 @@ pub mod organizations;
 pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
+pub mod token_policies;
 pub mod tokens;
 pub mod users;
 

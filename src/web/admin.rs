@@ -11,16 +11,22 @@ use serde::Deserialize;
 
 use crate::clock::now;
 use crate::config::Config;
-use crate::domain::{Role, TokenId, UserId, WorkspaceId};
+use crate::domain::{
+    LIFETIME_DAYS, Role, TokenId, TokenPolicy, UserId, WorkspaceId, lifetime_label,
+};
 use crate::request::request_origin;
 use crate::service::audit::{AuditFilter, AuditFilterInput};
 use crate::service::export::ExportFormat;
 use crate::service::members::Invitation;
+use crate::service::notices::InvitationEmail;
+use crate::service::policy::PolicyRequest;
 use crate::service::{Actor, Membership, ServiceError, SignedInUser, Tollgate};
 use crate::web::errors::PageError;
 use crate::web::extractors::{ClientMeta, CsrfForm, CurrentActor};
 use crate::web::pages::EmptyForm;
-use crate::web::tokens::{ConfirmPage, LeakNoticeView, TokenView, revoke_all_message};
+use crate::web::tokens::{
+    Choice, ConfirmPage, LeakNoticeView, TokenView, expiring_notice, revoke_all_message,
+};
 use crate::web::{Layout, flash, format_time, ok, render, see_other, urls};
 
 type App = web::Data<Tollgate>;
@@ -82,6 +88,8 @@ struct MembersPage {
     invite_role: String,
     invite_error: Option<String>,
     invite_link: Option<String>,
+    /// Whether the invitation can be emailed (SMTP is configured).
+    mail_enabled: bool,
     next: Option<i64>,
 }
 
@@ -149,6 +157,7 @@ async fn members_page(
         invite_role: invite.role,
         invite_error: invite.error,
         invite_link: invite.link,
+        mail_enabled: app.mail_enabled(),
         next: page.next_cursor,
         workspace: ws,
     })
@@ -178,6 +187,8 @@ pub struct InviteForm {
     email: String,
     #[serde(default)]
     role: String,
+    /// The "Send the link by email" checkbox.
+    send_email: Option<String>,
 }
 
 pub async fn invite(
@@ -202,22 +213,61 @@ pub async fn invite(
         )
         .await
     {
-        Ok(Invitation { code, email, role }) => {
+        Ok(Invitation {
+            code,
+            email,
+            role,
+            expires_at,
+        }) => {
             let origin = request_origin(&req, &config);
             let link = format!("{origin}/invitations/{code}");
-            flash(
-                &session,
-                "success",
-                format!(
-                    "Invitation for {email} ({}) created. Send them the link below; it works once, for 7 days.",
-                    role.label()
+            let emailed = if form.send_email.is_some() && app.mail_enabled() {
+                let sent = app
+                    .email_invitation(&InvitationEmail {
+                        email: &email,
+                        role,
+                        link: &link,
+                        workspace_name: &ws.workspace_name,
+                        inviter_name: &user.name,
+                        expires_at,
+                    })
+                    .await;
+                if let Err(err) = &sent {
+                    tracing::warn!(error = %format!("{err:#}"), "emailing an invitation failed");
+                }
+                Some(sent.is_ok())
+            } else {
+                None
+            };
+            let (kind, text) = match emailed {
+                Some(true) => (
+                    "success",
+                    format!(
+                        "Invitation for {email} ({}) emailed. The link in it works once, for 7 days.",
+                        role.label()
+                    ),
                 ),
-            )?;
+                Some(false) => (
+                    "error",
+                    format!(
+                        "Invitation for {email} ({}) created, but the email could not be sent. Send them the link below yourself; it works once, for 7 days.",
+                        role.label()
+                    ),
+                ),
+                None => (
+                    "success",
+                    format!(
+                        "Invitation for {email} ({}) created. Send them the link below; it works once, for 7 days.",
+                        role.label()
+                    ),
+                ),
+            };
+            flash(&session, kind, text)?;
             let invite = InviteState {
                 email: String::new(),
                 role: Role::ReadWrite.as_str().to_owned(),
                 error: None,
-                link: Some(link),
+                link: (emailed != Some(true)).then_some(link),
             };
             ok(&members_page(&app, &session, actor, user, ws, None, invite).await?)
         }
@@ -366,6 +416,42 @@ pub async fn invitation_cancel(
 
 // ---- Workspace tokens --------------------------------------------------------
 
+/// The Token policy section: the form as stored or as typed.
+pub struct PolicyView {
+    pub lifetimes: Vec<Choice>,
+    pub require_expiry: bool,
+    pub summary: String,
+    pub error: Option<String>,
+}
+
+impl PolicyView {
+    fn stored(policy: TokenPolicy) -> Self {
+        let max = policy
+            .max_lifetime_days()
+            .map_or_else(|| "none".to_owned(), |d| d.to_string());
+        Self::new(&max, policy.requires_expiry(), policy, None)
+    }
+
+    fn new(max: &str, require_expiry: bool, stored: TokenPolicy, error: Option<String>) -> Self {
+        let mut lifetimes = vec![Choice {
+            value: "none".to_owned(),
+            label: "No maximum".to_owned(),
+            selected: max == "none" || max.is_empty(),
+        }];
+        lifetimes.extend(LIFETIME_DAYS.iter().map(|d| Choice {
+            value: d.to_string(),
+            label: lifetime_label(*d),
+            selected: max == d.to_string(),
+        }));
+        Self {
+            lifetimes,
+            require_expiry,
+            summary: stored.summary(),
+            error,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "workspace_tokens.html")]
 struct WorkspaceTokensPage {
@@ -378,18 +464,25 @@ struct WorkspaceTokensPage {
     owners: Vec<(i64, String)>,
     next: Option<i64>,
     leaks: Vec<LeakNoticeView>,
+    policy: PolicyView,
+    /// Live tokens the policy would not allow today.
+    outside: Vec<TokenView>,
+    outside_message: String,
+    /// Which tokens expire within the notice window, when any do.
+    expiring: Option<String>,
 }
 
-pub async fn workspace_tokens(
-    app: App,
-    session: Session,
-    current: CurrentActor,
-    query: web::Query<WorkspaceQuery>,
-) -> Result<HttpResponse, PageError> {
+async fn workspace_tokens_page(
+    app: &Tollgate,
+    session: &Session,
+    current: &CurrentActor,
+    ws: Membership,
+    after: Option<i64>,
+    typed_policy: Option<(PolicyRequest, String)>,
+) -> Result<WorkspaceTokensPage, PageError> {
     let (actor, user) = (&current.0, current.user()?);
-    let ws = workspace_of(actor, query.workspace)?;
     let page = app
-        .workspace_tokens(actor, ws.workspace_id, query.after, Some(200))
+        .workspace_tokens(actor, ws.workspace_id, after, Some(200))
         .await?;
     let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     let now = now();
@@ -401,17 +494,158 @@ pub async fn workspace_tokens(
         .collect();
     owners.sort_by(|a, b| a.1.cmp(&b.1));
     owners.dedup();
-    ok(&WorkspaceTokensPage {
-        leaks: leaks.iter().map(|r| LeakNoticeView::new(r, true)).collect(),
-        layout: Layout::new(&session, Some(user), "Workspace tokens", "workspace-tokens")?
+    let stored = app.token_policy(ws.workspace_id).await?;
+    let policy = match typed_policy {
+        Some((typed, error)) => PolicyView::new(
+            &typed.max_lifetime,
+            typed.require_expiry.is_some(),
+            stored,
+            Some(error),
+        ),
+        None => PolicyView::stored(stored),
+    };
+    let outside: Vec<TokenView> = app
+        .tokens_outside_policy(actor, ws.workspace_id, now)
+        .await?
+        .iter()
+        .map(|t| TokenView::new(t, now))
+        .collect();
+    let tokens: Vec<TokenView> = page.items.iter().map(|t| TokenView::new(t, now)).collect();
+    Ok(WorkspaceTokensPage {
+        layout: Layout::new(session, Some(user), "Workspace tokens", "workspace-tokens")?
             .in_workspace(user, &ws, urls::WORKSPACE_TOKENS),
-        tokens: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
+        leaks: leaks.iter().map(|r| LeakNoticeView::new(r, true)).collect(),
+        owners,
+        expiring: expiring_notice(&tokens),
+        tokens,
         total,
         revoke_message: revoke_all_message(total as usize),
-        owners,
         next: page.next_cursor,
+        policy,
+        outside_message: revoke_all_message(outside.len()),
+        outside,
         workspace: ws,
     })
+}
+
+pub async fn workspace_tokens(
+    app: App,
+    session: Session,
+    current: CurrentActor,
+    query: web::Query<WorkspaceQuery>,
+) -> Result<HttpResponse, PageError> {
+    let ws = workspace_of(&current.0, query.workspace)?;
+    ok(&workspace_tokens_page(&app, &session, &current, ws, query.after, None).await?)
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    workspace: Option<i64>,
+    #[serde(default)]
+    max_lifetime: String,
+    require_expiry: Option<String>,
+}
+
+/// `POST /workspace-tokens/policy`: the Token policy section's form.
+pub async fn workspace_token_policy(
+    app: App,
+    session: Session,
+    current: CurrentActor,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<PolicyForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = &current.0;
+    let ws = workspace_of(actor, form.workspace)?;
+    let request = PolicyRequest {
+        max_lifetime: form.max_lifetime,
+        require_expiry: form.require_expiry,
+    };
+    match app
+        .set_token_policy(actor, ws.workspace_id, &request, &meta, now())
+        .await
+    {
+        Ok(policy) => {
+            let outside = app
+                .tokens_outside_policy(actor, ws.workspace_id, now())
+                .await?
+                .len();
+            let text = match outside {
+                0 => format!("Token policy saved: {}.", policy.summary()),
+                n => format!(
+                    "Token policy saved: {}. {n} existing token(s) are outside it and keep working until you revoke them.",
+                    policy.summary()
+                ),
+            };
+            flash(&session, "success", text)?;
+            Ok(see_other(&format!(
+                "{}#token-policy",
+                with_workspace(urls::WORKSPACE_TOKENS, &ws)
+            )))
+        }
+        Err(ServiceError::Invalid { message, .. }) => render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &workspace_tokens_page(&app, &session, &current, ws, None, Some((request, message)))
+                .await?,
+        ),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `GET /workspace-tokens/revoke-outside-policy`: the confirmation without script.
+pub async fn workspace_revoke_outside_confirm(
+    app: App,
+    session: Session,
+    current: CurrentActor,
+    query: web::Query<WorkspaceQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (actor, user) = (&current.0, current.user()?);
+    let ws = workspace_of(actor, query.workspace)?;
+    let count = app
+        .tokens_outside_policy(actor, ws.workspace_id, now())
+        .await?
+        .len();
+    if count == 0 {
+        flash(&session, "info", "No token is outside the token policy.")?;
+        return Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)));
+    }
+    ok(&ConfirmPage {
+        layout: Layout::new(
+            &session,
+            Some(user),
+            "Revoke tokens outside the policy",
+            "workspace-tokens",
+        )?,
+        heading: format!(
+            "Revoke the tokens outside {}'s token policy?",
+            ws.workspace_name
+        ),
+        message: revoke_all_message(count),
+        action: with_workspace(urls::WORKSPACE_TOKENS_REVOKE_OUTSIDE, &ws),
+        confirm: "Yes, revoke them",
+        cancel: urls::WORKSPACE_TOKENS,
+    })
+}
+
+/// `POST /workspace-tokens/revoke-outside-policy`.
+pub async fn workspace_revoke_outside(
+    app: App,
+    session: Session,
+    current: CurrentActor,
+    ClientMeta(meta): ClientMeta,
+    query: web::Query<WorkspaceQuery>,
+    CsrfForm(_): CsrfForm<EmptyForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = &current.0;
+    let ws = workspace_of(actor, query.workspace)?;
+    let count = app
+        .revoke_tokens_outside_policy(actor, ws.workspace_id, &meta, now())
+        .await?;
+    let text = match count {
+        0 => "No token was outside the token policy.".to_owned(),
+        n => format!("{n} token(s) outside the token policy revoked. They no longer work."),
+    };
+    flash(&session, "success", text)?;
+    Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))
 }
 
 pub async fn workspace_revoke_all_confirm(

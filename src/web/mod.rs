@@ -38,6 +38,8 @@ pub mod urls {
     pub const MEMBERS_INVITE: &str = "/members/invite";
     pub const WORKSPACE_TOKENS: &str = "/workspace-tokens";
     pub const WORKSPACE_TOKENS_REVOKE_ALL: &str = "/workspace-tokens/revoke-all";
+    pub const WORKSPACE_TOKENS_POLICY: &str = "/workspace-tokens/policy";
+    pub const WORKSPACE_TOKENS_REVOKE_OUTSIDE: &str = "/workspace-tokens/revoke-outside-policy";
     pub const AUDIT_LOG: &str = "/audit-log";
     pub const SERVICE_ACCOUNTS: &str = "/service-accounts";
     pub const WORKSPACES: &str = "/workspaces";
@@ -104,6 +106,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             WORKSPACE_TOKENS_REVOKE_ALL,
             web::post().to(admin::workspace_revoke_all),
+        )
+        .route(
+            WORKSPACE_TOKENS_POLICY,
+            web::post().to(admin::workspace_token_policy),
+        )
+        .route(
+            WORKSPACE_TOKENS_REVOKE_OUTSIDE,
+            web::get().to(admin::workspace_revoke_outside_confirm),
+        )
+        .route(
+            WORKSPACE_TOKENS_REVOKE_OUTSIDE,
+            web::post().to(admin::workspace_revoke_outside),
         )
         .route(
             "/workspace-tokens/{id}/revoke",

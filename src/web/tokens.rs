@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::clock::now;
 use crate::config::Config;
-use crate::domain::{AccountKind, Expiry, Role, TokenId, display_hint};
+use crate::domain::{AccountKind, Role, TokenId, TokenPolicy, WorkspaceId, display_hint};
+use crate::service::notices::{EXPIRY_NOTICE_DAYS, expires_soon};
 use crate::service::tokens::{GenerateRequest, IssuedToken};
 use crate::service::{Actor, ServiceError, SignedInUser, Tollgate};
 use crate::storage::tokens::TokenRow;
@@ -38,6 +39,8 @@ pub struct TokenView {
     pub last_used: String,
     pub expires: String,
     pub expired: bool,
+    /// Live, and expires within `EXPIRY_NOTICE_DAYS`.
+    pub expiring_soon: bool,
     pub delete_url: String,
 }
 
@@ -64,8 +67,30 @@ impl TokenView {
                 .map(format_date)
                 .unwrap_or_else(|| "Never".to_owned()),
             expired: row.expires_at.is_some_and(|at| at <= now),
+            expiring_soon: expires_soon(row.expires_at, now),
             delete_url: urls::token_delete(row.id),
         }
+    }
+}
+
+/// The notice above a token table: how many tokens expire within
+/// `EXPIRY_NOTICE_DAYS`, and which.
+pub fn expiring_notice(tokens: &[TokenView]) -> Option<String> {
+    let soon: Vec<String> = tokens
+        .iter()
+        .filter(|t| t.expiring_soon)
+        .map(|t| format!("“{}” ({})", t.name, t.expires))
+        .collect();
+    match soon.len() {
+        0 => None,
+        1 => Some(format!(
+            "1 token expires within {EXPIRY_NOTICE_DAYS} days: {}.",
+            soon[0]
+        )),
+        n => Some(format!(
+            "{n} tokens expire within {EXPIRY_NOTICE_DAYS} days: {}.",
+            soon.join(", ")
+        )),
     }
 }
 
@@ -82,8 +107,41 @@ pub struct GenerateView {
     pub scopes: Vec<Choice>,
     pub workspaces: Vec<Choice>,
     pub expiries: Vec<Choice>,
+    /// What the workspace's token policy allows, when it has one.
+    pub policy_note: Option<String>,
     pub error: Option<String>,
     pub field: &'static str,
+}
+
+/// The workspace the generate form is about: the one typed, else the
+/// member's first where they may create tokens.
+fn chosen_workspace(user: &SignedInUser, typed: &GenerateRequest) -> Option<WorkspaceId> {
+    let workspaces: Vec<_> = user.token_workspaces().collect();
+    typed
+        .workspace
+        .as_deref()
+        .and_then(|w| {
+            workspaces
+                .iter()
+                .find(|m| m.workspace_id.0.to_string() == w)
+        })
+        .or_else(|| workspaces.first())
+        .map(|m| m.workspace_id)
+}
+
+/// The generate form, its expiry choices narrowed by the chosen
+/// workspace's token policy.
+async fn generate_view(
+    app: &Tollgate,
+    user: &SignedInUser,
+    typed: &GenerateRequest,
+    error: Option<(&'static str, String)>,
+) -> Result<Option<GenerateView>, PageError> {
+    let policy = match chosen_workspace(user, typed) {
+        Some(workspace) => app.token_policy(workspace).await?,
+        None => return Ok(None),
+    };
+    Ok(GenerateView::new(user, typed, error, policy))
 }
 
 impl GenerateView {
@@ -91,17 +149,11 @@ impl GenerateView {
         user: &SignedInUser,
         typed: &GenerateRequest,
         error: Option<(&'static str, String)>,
+        policy: TokenPolicy,
     ) -> Option<Self> {
         let workspaces: Vec<_> = user.token_workspaces().collect();
-        let chosen = typed
-            .workspace
-            .as_deref()
-            .and_then(|w| {
-                workspaces
-                    .iter()
-                    .find(|m| m.workspace_id.0.to_string() == w)
-            })
-            .or_else(|| workspaces.first())?;
+        let chosen_id = chosen_workspace(user, typed)?;
+        let chosen = workspaces.iter().find(|m| m.workspace_id == chosen_id)?;
         let role = chosen.role;
         let scope = typed
             .scope
@@ -110,7 +162,7 @@ impl GenerateView {
         let expiry = typed
             .expiry
             .clone()
-            .unwrap_or_else(|| Expiry::default().as_str().to_owned());
+            .unwrap_or_else(|| policy.default_expiry().as_str().to_owned());
         let (field, error) = match error {
             Some((field, message)) => (field, Some(message)),
             None => ("", None),
@@ -145,7 +197,8 @@ impl GenerateView {
             } else {
                 Vec::new()
             },
-            expiries: Expiry::ALL
+            expiries: policy
+                .allowed_expiries()
                 .into_iter()
                 .map(|e| Choice {
                     value: e.as_str().to_owned(),
@@ -153,6 +206,17 @@ impl GenerateView {
                     selected: e.as_str() == expiry,
                 })
                 .collect(),
+            policy_note: policy.is_set().then(|| match policy.max_lifetime_days() {
+                Some(days) => format!(
+                    "{}'s token policy: tokens expire within {} at most.",
+                    chosen.workspace_name,
+                    crate::domain::lifetime_label(days)
+                ),
+                None => format!(
+                    "{}'s token policy: every token needs an expiration date.",
+                    chosen.workspace_name
+                ),
+            }),
             error,
             field,
         })
@@ -170,6 +234,8 @@ pub struct IssuedView {
 struct TokensPage {
     layout: Layout,
     tokens: Vec<TokenView>,
+    /// Which tokens expire within the notice window, when any do.
+    expiring: Option<String>,
     /// `None` for members who may not generate tokens.
     generate: Option<GenerateView>,
     open_generate: bool,
@@ -227,14 +293,16 @@ async fn tokens_page(
     };
     let support = app.support_contact.clone();
     let leaks = app.leak_notices_for_member(user, now).await?;
+    let tokens: Vec<TokenView> = rows.iter().map(|r| TokenView::new(r, now)).collect();
     Ok(TokensPage {
         leaks: leaks
             .iter()
             .map(|r| LeakNoticeView::new(r, false))
             .collect(),
         layout: Layout::new(session, Some(user), "Personal Access Tokens", "profile")?,
-        tokens: rows.iter().map(|r| TokenView::new(r, now)).collect(),
-        generate: GenerateView::new(user, typed, error),
+        expiring: expiring_notice(&tokens),
+        tokens,
+        generate: generate_view(app, user, typed, error).await?,
         open_generate,
         issued,
         read_only_workspaces: user
@@ -277,13 +345,20 @@ struct NewTokenPage {
 }
 
 /// The generate form on a page of its own (the dialog without JavaScript).
-pub async fn new_form(session: Session, current: CurrentActor) -> Result<HttpResponse, PageError> {
+pub async fn new_form(
+    app: App,
+    session: Session,
+    current: CurrentActor,
+) -> Result<HttpResponse, PageError> {
     let user = current.user()?;
-    let generate = GenerateView::new(user, &GenerateRequest::default(), None).ok_or_else(|| {
-        PageError::Forbidden(
-            "Only members with the Read-Write or Admin role can generate access tokens.".to_owned(),
-        )
-    })?;
+    let generate = generate_view(&app, user, &GenerateRequest::default(), None)
+        .await?
+        .ok_or_else(|| {
+            PageError::Forbidden(
+                "Only members with the Read-Write or Admin role can generate access tokens."
+                    .to_owned(),
+            )
+        })?;
     ok(&NewTokenPage {
         layout: Layout::new(&session, Some(user), "New Personal Access Token", "profile")?,
         generate,

@@ -1,0 +1,233 @@
+//! The workspace token policy (maximum lifetime, required expiry) on the
+//! Workspace tokens page, how it narrows the generate dialog, the tokens it
+//! leaves outside, and the notices about tokens that expire within a week.
+
+use reqwest::{Method, StatusCode};
+use tollgate::clock::now;
+use tollgate::domain::UserId;
+use tollgate::service::tokens::GenerateRequest;
+
+use crate::each_backend;
+use crate::helpers::{ADMIN, TestApp, WRITER, api, bearer};
+
+const DAY: i64 = 86_400;
+
+async fn stored_policy(app: &TestApp) -> Option<(Option<i64>, i64)> {
+    sqlx::query_as("SELECT max_lifetime_days, require_expiry FROM token_policies")
+        .fetch_optional(app.db().pool())
+        .await
+        .expect("read the policy")
+}
+
+async fn policy_events(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'workspace.token_policy_changed'",
+    )
+    .fetch_one(app.db().pool())
+    .await
+    .expect("count events")
+}
+
+/// The expiry choices the tokens tab offers.
+fn expiry_choices(page: &crate::helpers::Page) -> Vec<String> {
+    let html = page.html();
+    let options = scraper::Selector::parse("#token-expiry option").expect("selector");
+    html.select(&options)
+        .filter_map(|o| o.value().attr("value").map(str::to_owned))
+        .collect()
+}
+
+/// Generates a token for `email` through the service, as if at `at`.
+async fn token_at(app: &TestApp, email: &str, name: &str, expiry: &str, at: i64) -> (i64, String) {
+    let user = app
+        .core
+        .signed_in_user(UserId(app.user_id(email).await))
+        .await
+        .expect("load user")
+        .expect("user exists");
+    let request = GenerateRequest {
+        name: name.to_owned(),
+        scope: None,
+        workspace: None,
+        expiry: Some(expiry.to_owned()),
+    };
+    let issued = app
+        .core
+        .generate_token(
+            &tollgate::service::Actor::Member(user),
+            &request,
+            &Default::default(),
+            at,
+        )
+        .await
+        .expect("generate token");
+    (issued.id.0, issued.token.expose().to_owned())
+}
+
+each_backend! {
+    async fn an_admin_sets_a_token_policy_and_the_generate_dialog_offers_only_what_it_allows(app) {
+        let admin = app.signed_in(ADMIN).await;
+        let writer = app.signed_in(WRITER).await;
+        let page = admin.get("/workspace-tokens").await;
+        assert_eq!(page.text("#token-policy-title"), "Token policy");
+        assert_eq!(page.attr("#policy-max-lifetime option[selected]", "value").as_deref(), Some("none"));
+        assert_eq!(expiry_choices(&writer.get("/profile/tokens").await), ["7", "30", "90", "365", "never"]);
+
+        let res = admin.post_form("/workspace-tokens/policy", &[("max_lifetime", "30")]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert_eq!(stored_policy(&app).await, Some((Some(30), 1)));
+        let page = admin.get("/workspace-tokens").await;
+        assert_eq!(page.attr("#policy-max-lifetime option[selected]", "value").as_deref(), Some("30"));
+        assert!(page.text("#token-policy-summary").contains("30 days"));
+        let tab = writer.get("/profile/tokens").await;
+        assert_eq!(expiry_choices(&tab), ["7", "30"]);
+        assert_eq!(tab.attr("#token-expiry option[selected]", "value").as_deref(), Some("30"), "the default follows the policy");
+        assert!(tab.text("#token-policy-note").contains("30 days"));
+        assert_eq!(expiry_choices(&writer.get("/profile/tokens/new").await), ["7", "30"]);
+
+        let res = admin.post_form("/workspace-tokens/policy", &[("max_lifetime", "none"), ("require_expiry", "on")]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(stored_policy(&app).await, Some((None, 1)));
+        assert_eq!(expiry_choices(&writer.get("/profile/tokens").await), ["7", "30", "90", "365"], "no “No expiration”");
+
+        // Saving the same policy again records nothing new.
+        admin.post_form("/workspace-tokens/policy", &[("max_lifetime", "none"), ("require_expiry", "on")]).await;
+        assert_eq!(policy_events(&app).await, 2);
+        let detail: String = sqlx::query_scalar("SELECT detail FROM audit_events WHERE action = 'workspace.token_policy_changed' ORDER BY id DESC")
+            .fetch_one(app.db().pool()).await.unwrap();
+        assert!(detail.contains("maximum lifetime 30 days →") && detail.contains("expiration date required"), "{detail}");
+    }
+}
+
+each_backend! {
+    async fn generation_outside_the_policy_is_refused_inline_and_stores_nothing(app) {
+        let admin = app.signed_in(ADMIN).await;
+        admin.post_form("/workspace-tokens/policy", &[("max_lifetime", "30")]).await;
+        let writer = app.signed_in(WRITER).await;
+        for expiry in ["90", "365", "never"] {
+            let (res, secret) = writer.generate(&[("name", "too long"), ("expiry", expiry)]).await;
+            assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{expiry}");
+            assert!(secret.is_none());
+            assert!(res.text("#token-expiry-error").contains("30 days at most"), "{expiry}: {}", res.text("#token-expiry-error"));
+            assert_eq!(res.attr("#token-name", "value").as_deref(), Some("too long"), "what was typed is kept");
+        }
+        assert_eq!(app.count("personal_access_tokens").await, 0);
+        let created: i64 = app.count("audit_events WHERE action = 'token.created'").await;
+        assert_eq!(created, 0);
+
+        // No expiry given: the policy's default, inside it.
+        let (res, secret) = writer.generate(&[("name", "fits")]).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(secret.is_some());
+        let lifetime: i64 = sqlx::query_scalar("SELECT expires_at - created_at FROM personal_access_tokens")
+            .fetch_one(app.db().pool()).await.unwrap();
+        assert_eq!(lifetime, 30 * DAY);
+
+        // Requiring an expiry refuses "No expiration" only.
+        admin.post_form("/workspace-tokens/policy", &[("max_lifetime", "none"), ("require_expiry", "on")]).await;
+        let (res, _) = writer.generate(&[("name", "forever"), ("expiry", "never")]).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text("#token-expiry-error").contains("requires an expiration date"));
+        let (res, secret) = writer.generate(&[("name", "a year"), ("expiry", "365")]).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(secret.is_some());
+        assert_eq!(app.count("personal_access_tokens").await, 2);
+    }
+}
+
+each_backend! {
+    async fn bad_policy_input_is_refused_inline_and_changes_nothing(app) {
+        let admin = app.signed_in(ADMIN).await;
+        admin.post_form("/workspace-tokens/policy", &[("max_lifetime", "30")]).await;
+        for fields in [
+            vec![("max_lifetime", "8")],
+            vec![("max_lifetime", "forever")],
+            vec![("max_lifetime", "-30")],
+            vec![("max_lifetime", "none"), ("require_expiry", "maybe")],
+        ] {
+            let res = admin.post_form("/workspace-tokens/policy", &fields).await;
+            assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+            assert!(!res.text("#policy-error").is_empty(), "{fields:?}: the error is shown by the form");
+            assert!(res.text("#token-policy-summary").contains("30 days"), "the stored policy is still shown as such");
+        }
+        assert_eq!(stored_policy(&app).await, Some((Some(30), 1)));
+        assert_eq!(policy_events(&app).await, 1);
+
+        // Only Admins may set it.
+        let writer = app.signed_in(WRITER).await;
+        let res = writer.post_form("/workspace-tokens/policy", &[("max_lifetime", "none")]).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert_eq!(writer.post_form("/workspace-tokens/revoke-outside-policy", &[]).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(stored_policy(&app).await, Some((Some(30), 1)));
+        // A form without its CSRF token changes nothing either.
+        let res = admin.post_raw("/workspace-tokens/policy", &[("max_lifetime", "none")], Some(&admin.base)).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert_eq!(stored_policy(&app).await, Some((Some(30), 1)));
+    }
+}
+
+each_backend! {
+    async fn tokens_outside_a_new_policy_are_listed_and_revoked_at_once_after_confirmation(app) {
+        let start = now();
+        let (_, forever) = token_at(&app, WRITER, "forever", "never", start).await;
+        let (_, quarter) = token_at(&app, ADMIN, "quarterly", "90", start).await;
+        let (_, week) = token_at(&app, WRITER, "weekly", "7", start).await;
+        let admin = app.signed_in(ADMIN).await;
+        assert_eq!(admin.get("/workspace-tokens").await.count("#outside-policy"), 0, "no policy, nothing outside");
+
+        admin.post_form("/workspace-tokens/policy", &[("max_lifetime", "30")]).await;
+        let page = admin.get("/workspace-tokens").await;
+        let listed = page.texts("#outside-policy-tokens tbody tr td:nth-child(2)");
+        assert_eq!(listed, vec!["forever", "quarterly"]);
+        assert!(page.text("#revoke-outside-dialog").contains("2 tokens will stop working at once"));
+        let confirm = admin.get("/workspace-tokens/revoke-outside-policy").await;
+        assert_eq!(confirm.status, StatusCode::OK);
+        assert!(confirm.text("main").contains("2 tokens will stop working at once"));
+        assert_eq!(app.count("personal_access_tokens").await, 3, "asking is not doing");
+        for secret in [&forever, &quarter, &week] {
+            assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(secret))).await.status, StatusCode::OK);
+        }
+
+        let res = admin.post_form("/workspace-tokens/revoke-outside-policy", &[]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM personal_access_tokens")
+            .fetch_all(app.db().pool()).await.unwrap();
+        assert_eq!(names, vec!["weekly"]);
+        for secret in [&forever, &quarter] {
+            assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(secret))).await.status, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(&week))).await.status, StatusCode::OK);
+        let detail: String = sqlx::query_scalar("SELECT detail FROM audit_events WHERE action = 'workspace.tokens_revoked'")
+            .fetch_one(app.db().pool()).await.unwrap();
+        assert!(detail.starts_with("2 token(s) outside the token policy"), "{detail}");
+        let page = admin.get("/workspace-tokens").await;
+        assert_eq!(page.count("#outside-policy"), 0);
+    }
+}
+
+each_backend! {
+    async fn tokens_expiring_within_a_week_are_flagged_on_the_tab_and_the_workspace_page(app) {
+        let start = now();
+        // Made 25 days ago for 30 days: 5 days left.
+        token_at(&app, WRITER, "nightly", "30", start - 25 * DAY).await;
+        token_at(&app, WRITER, "fresh", "90", start).await;
+        // Made 40 days ago for 30 days: already expired, not "soon".
+        token_at(&app, WRITER, "gone", "30", start - 40 * DAY).await;
+        let writer = app.signed_in(WRITER).await;
+        let tab = writer.get("/profile/tokens").await;
+        let notice = tab.text("#expiring-notice");
+        assert!(notice.starts_with("1 token expires within 7 days: “nightly”"), "{notice}");
+        assert_eq!(tab.texts("#tokens-table tr.expiring .token-name"), vec!["nightly"]);
+        assert!(tab.text("#tokens-table tr.expiring").contains("Expires soon"));
+
+        let admin = app.signed_in(ADMIN).await;
+        let page = admin.get("/workspace-tokens").await;
+        assert!(page.text("#expiring-notice").contains("“nightly”"));
+        assert_eq!(page.count("#workspace-tokens tr.expiring"), 1);
+        assert!(page.text("#workspace-tokens tr.expiring").contains("nightly"));
+
+        // Nothing expiring: no notice.
+        let admin_tab = admin.get("/profile/tokens").await;
+        assert_eq!(admin_tab.count("#expiring-notice"), 0);
+    }
+}
