@@ -31,7 +31,7 @@ pub async fn due<'e>(
          JOIN users u ON u.id = t.user_id \
          JOIN workspaces w ON w.id = t.workspace_id \
          WHERE t.expires_at > $1 AND t.expires_at <= $2 AND t.expires_at - t.created_at > $3 \
-         AND u.disabled_at IS NULL \
+         AND u.disabled_at IS NULL AND u.kind = 'member' \
          AND NOT EXISTS (SELECT 1 FROM token_expiry_notices n WHERE n.token_id = t.id) \
          ORDER BY t.expires_at, t.id",
     )

@@ -51,7 +51,9 @@ pub async fn insert<'e>(
 
 macro_rules! select_report {
     () => {
-        "SELECT r.id, r.workspace_id, r.user_id, u.email AS owner_email, r.token_id, \
+        "SELECT r.id, r.workspace_id, r.user_id, \
+         CASE WHEN u.kind = 'service_account' THEN 'service account ' || u.name ELSE u.email END \
+         AS owner_email, r.token_id, \
          r.token_name, r.last4, r.url, r.source, r.reported_at \
          FROM leak_reports r LEFT JOIN users u ON u.id = r.user_id"
     };

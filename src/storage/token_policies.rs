@@ -66,7 +66,8 @@ pub async fn tokens_outside<'e>(
     now: i64,
 ) -> Result<Vec<TokenRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "SELECT t.id, t.user_id, u.email AS owner_email, t.workspace_id, w.name AS workspace_name, \
+        "SELECT t.id, t.user_id, u.email AS owner_email, u.kind AS owner_kind, u.name AS owner_name, \
+         t.workspace_id, w.name AS workspace_name, \
          t.name, t.scope, t.last4, t.created_at, t.expires_at, t.last_used_at \
          FROM personal_access_tokens t \
          JOIN users u ON u.id = t.user_id \

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{
-    LIFETIME_DAYS, Role, TokenId, TokenPolicy, UserId, WorkspaceId, lifetime_label,
+    AccountKind, LIFETIME_DAYS, Role, TokenId, TokenPolicy, UserId, WorkspaceId, lifetime_label,
 };
 use crate::request::request_origin;
 use crate::service::audit::{AuditFilter, AuditFilterInput};
@@ -487,9 +487,11 @@ async fn workspace_tokens_page(
     let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     let now = now();
     let leaks = app.leak_notices_for_workspace(ws.workspace_id, now).await?;
+    // Members only: a service account's tokens are revoked on its own page.
     let mut owners: Vec<(i64, String)> = page
         .items
         .iter()
+        .filter(|t| t.owner_kind() == AccountKind::Member)
         .map(|t| (t.user_id, t.owner_email.clone()))
         .collect();
     owners.sort_by(|a, b| a.1.cmp(&b.1));
