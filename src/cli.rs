@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::clock::now;
 use crate::config::{Config, redact_url};
 use crate::service::auth::NewUser;
 use crate::service::{ServiceError, Tollgate};
@@ -443,7 +442,7 @@ async fn create_user(config: &Config, input: NewUser<'_>) -> Result<String, Stri
     db.migrate().await.map_err(|e| format!("{e:#}"))?;
     let app = Tollgate::new(db, None);
     let email = input.email.trim().to_lowercase();
-    match app.create_user(input, now()).await {
+    match app.create_user(input, app.now()).await {
         Ok(id) => Ok(format!("created user {email} (id {id})")),
         Err(ServiceError::Invalid { message, .. } | ServiceError::Conflict { message, .. }) => {
             Err(message)

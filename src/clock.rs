@@ -7,9 +7,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Unix seconds now, from the system clock: for the places that read the
-/// time of a request (handlers, extractors, the session store). Code that
-/// decides by time takes a `Clock` instead.
+/// Unix seconds now, from the system clock: only for code that runs
+/// without a `Tollgate` (tools, test fixtures). The application reads
+/// `Tollgate::clock` (`Tollgate::now`), so that tests can move its time.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }

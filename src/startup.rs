@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::clock::{Clock, SystemClock, now};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::service::Tollgate;
@@ -49,11 +49,22 @@ impl Application {
     }
 
     pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, db, Arc::new(SystemClock::new())).await
+    }
+
+    /// Builds on a migrated database with `clock` as the time of every
+    /// request and background task (tests pass a `ManualClock`).
+    pub async fn build_with_clock(
+        config: Config,
+        db: Db,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let key = cookie_key(&config, &db).await?;
         let mailer =
             Mailer::from_settings(config.smtp_url.as_deref(), config.mail_from.as_deref())?;
-        let app =
-            web::Data::new(Tollgate::new(db.clone(), config.support.clone()).with_mailer(mailer));
+        let app = web::Data::new(
+            Tollgate::with_clock(db.clone(), config.support.clone(), clock).with_mailer(mailer),
+        );
 
         let setup_code = if app.needs_setup().await? {
             let code = Alphanumeric.sample_string(&mut rand::rng(), 24);
@@ -85,7 +96,7 @@ impl Application {
         let origin = config
             .public_origin()
             .unwrap_or_else(|| format!("http://{address}"));
-        spawn_expiry_notices(app.clone(), Arc::new(SystemClock::new()), origin.clone());
+        spawn_expiry_notices(app.clone(), Arc::clone(&app.clock), origin.clone());
         if let Some(code) = &setup_code {
             let host = &origin;
             // Printed, not logged: it is meant for the person starting the server.
@@ -103,24 +114,26 @@ impl Application {
         });
         let csrf_key = web::Data::new(pages::extractors::CsrfKey::new(&key));
         let server = HttpServer::new(move || {
-            let sessions =
-                SessionMiddleware::builder(DbSessionStore::new(server_app.db.clone()), key.clone())
-                    .cookie_name(session_cookie_name(&config))
-                    .cookie_secure(config.secure_cookies())
-                    .cookie_http_only(true)
-                    .cookie_same_site(SameSite::Lax)
-                    .cookie_content_security(CookieContentSecurity::Private)
-                    .session_lifecycle(
-                        BrowserSession::default()
-                            .state_ttl(actix_web::cookie::time::Duration::minutes(
-                                config.session_idle_minutes,
-                            ))
-                            // The idle expiry moves on when the state is
-                            // written, which `CurrentUser` does at most once
-                            // a minute: page views do not each write.
-                            .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
-                    )
-                    .build();
+            let sessions = SessionMiddleware::builder(
+                DbSessionStore::new(server_app.db.clone(), Arc::clone(&server_app.clock)),
+                key.clone(),
+            )
+            .cookie_name(session_cookie_name(&config))
+            .cookie_secure(config.secure_cookies())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(
+                BrowserSession::default()
+                    .state_ttl(actix_web::cookie::time::Duration::minutes(
+                        config.session_idle_minutes,
+                    ))
+                    // The idle expiry moves on when the state is
+                    // written, which `CurrentUser` does at most once
+                    // a minute: page views do not each write.
+                    .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+            )
+            .build();
             App::new()
                 .app_data(server_app.clone())
                 .app_data(config.clone())
@@ -242,10 +255,10 @@ fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64, audit_da
                     }
                 }
                 _ = cleanup.tick() => {
-                    if let Err(err) = storage::sessions::delete_expired(app.db.pool(), now()).await {
+                    if let Err(err) = storage::sessions::delete_expired(app.db.pool(), app.now()).await {
                         tracing::warn!(error = %err, "deleting expired sessions failed");
                     }
-                    let cutoff = now() - audit_days.saturating_mul(86_400);
+                    let cutoff = app.now() - audit_days.saturating_mul(86_400);
                     if let Err(err) = storage::audit::delete_older_than(app.db.pool(), cutoff).await {
                         tracing::warn!(error = %err, "deleting old audit events failed");
                     }

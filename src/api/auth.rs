@@ -15,7 +15,6 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::future::LocalBoxFuture;
 
 use crate::api::errors::ApiError;
-use crate::clock::now;
 use crate::domain::{AccountKind, PlainToken};
 use crate::service::token_cache::AuthFailure;
 use crate::service::{Actor, Tollgate};
@@ -107,7 +106,7 @@ impl FromRequest for ApiCaller {
             })?;
             let verdict = app
                 .tokens
-                .authenticate(&app.db, &token, now())
+                .authenticate(&app.db, &token, app.now())
                 .await
                 .map_err(|e| {
                     crate::metrics::token_check("error");

@@ -13,7 +13,6 @@ use crate::api::openapi::{
     TooManyRequests, Unauthorized,
 };
 use crate::api::{ApiCaller, ApiError};
-use crate::clock::now;
 use crate::domain::{TokenId, UserId};
 use crate::request::request_meta;
 use crate::service::audit::{AuditFilter, AuditFilterInput};
@@ -128,7 +127,7 @@ pub async fn delete_token(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
-    app.delete_own_token(&caller, TokenId(id), &request_meta(&req), now())
+    app.delete_own_token(&caller, TokenId(id), &request_meta(&req), app.now())
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -144,7 +143,7 @@ pub async fn rotate_token(
     ApiCaller(caller): ApiCaller,
 ) -> Result<HttpResponse, ApiError> {
     let issued = app
-        .rotate_token(&caller, &request_meta(&req), now())
+        .rotate_token(&caller, &request_meta(&req), app.now())
         .await?;
     let body = IssuedTokenDto {
         token: issued.token.expose().to_owned(),
@@ -232,7 +231,13 @@ pub async fn revoke_workspace_tokens(
     let member = member.map(UserId);
     let ws = caller.admin_workspace(None)?;
     let revoked = app
-        .revoke_workspace_tokens(&caller, ws.workspace_id, member, &request_meta(&req), now())
+        .revoke_workspace_tokens(
+            &caller,
+            ws.workspace_id,
+            member,
+            &request_meta(&req),
+            app.now(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
 }
@@ -324,7 +329,7 @@ pub async fn report_leaked_tokens(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let meta = request_meta(&req);
-    let now = now();
+    let now = app.now();
     app.admit_leak_report(&meta.ip, now)?;
     let body = read_body_limited(body, MAX_REPORT_BODY).await?;
     let reports = parse_leak_report(&body)?;

@@ -21,6 +21,7 @@ pub mod workspaces;
 
 use std::sync::Arc;
 
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{Role, UserId, ValidationError, WorkspaceId};
 use crate::storage::Db;
 
@@ -30,6 +31,9 @@ pub use token_cache::{Principal, TokenCache};
 /// The application core: what every handler gets.
 pub struct Tollgate {
     pub db: Db,
+    /// The time every request, service and background task reads: the
+    /// system clock in production, a `ManualClock` in tests that move time.
+    pub clock: Arc<dyn Clock>,
     pub tokens: Arc<TokenCache>,
     /// Shown in the help line of the tokens tab when set.
     pub support_contact: Option<String>,
@@ -44,9 +48,15 @@ pub struct Tollgate {
 
 impl Tollgate {
     pub fn new(db: Db, support_contact: Option<String>) -> Self {
-        let tokens = Arc::new(TokenCache::new(&db));
+        Self::with_clock(db, support_contact, Arc::new(SystemClock::new()))
+    }
+
+    /// The core reading time from `clock` (the token cache included).
+    pub fn with_clock(db: Db, support_contact: Option<String>, clock: Arc<dyn Clock>) -> Self {
+        let tokens = Arc::new(TokenCache::with_clock(&db, Arc::clone(&clock)));
         Self {
             db,
+            clock,
             tokens,
             throttle: Default::default(),
             leak_reports: leaks::report_throttle(),
@@ -59,6 +69,11 @@ impl Tollgate {
     pub fn with_mailer(mut self, mailer: Option<crate::mail::Mailer>) -> Self {
         self.mailer = mailer;
         self
+    }
+
+    /// Unix seconds now, by this core's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
     }
 }
 

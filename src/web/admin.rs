@@ -9,7 +9,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{
     AccountKind, LIFETIME_DAYS, Role, TokenId, TokenPolicy, UserId, WorkspaceId, lifetime_label,
@@ -113,7 +112,7 @@ async fn members_page(
         .members(actor, ws.workspace_id, after, Some(100))
         .await?;
     let invitations = app
-        .pending_invitations(actor, ws.workspace_id, now())
+        .pending_invitations(actor, ws.workspace_id, app.now())
         .await?;
     Ok(MembersPage {
         layout: Layout::new(session, Some(user), "Members", "members")?.in_workspace(
@@ -209,7 +208,7 @@ pub async fn invite(
             &form.email,
             &form.role,
             &meta,
-            now(),
+            app.now(),
         )
         .await
     {
@@ -306,7 +305,7 @@ pub async fn member_action(
     let actor = &current.0;
     let ws = workspace_of(actor, form.workspace)?;
     let (member, action) = path.into_inner();
-    let (member, now) = (UserId(member), now());
+    let (member, now) = (UserId(member), app.now());
     let (result, done) = match action.as_str() {
         "role" => {
             let role = form.role.unwrap_or_default();
@@ -371,7 +370,7 @@ pub async fn invitation_cancel_confirm(
     let (actor, user) = (&current.0, current.user()?);
     let ws = workspace_of(actor, query.workspace)?;
     let invitation = app
-        .pending_invitation(actor, ws.workspace_id, *id, now())
+        .pending_invitation(actor, ws.workspace_id, *id, app.now())
         .await?;
     ok(&ConfirmPage {
         layout: Layout::new(&session, Some(user), "Cancel invitation", "members")?,
@@ -401,7 +400,7 @@ pub async fn invitation_cancel(
     let actor = &current.0;
     let ws = workspace_of(actor, query.workspace)?;
     let invitation = app
-        .cancel_invitation(actor, ws.workspace_id, *id, &meta, now())
+        .cancel_invitation(actor, ws.workspace_id, *id, &meta, app.now())
         .await?;
     flash(
         &session,
@@ -485,7 +484,7 @@ async fn workspace_tokens_page(
         .workspace_tokens(actor, ws.workspace_id, after, Some(200))
         .await?;
     let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
-    let now = now();
+    let now = app.now();
     let leaks = app.leak_notices_for_workspace(ws.workspace_id, now).await?;
     // Members only: a service account's tokens are revoked on its own page.
     let mut owners: Vec<(i64, String)> = page
@@ -563,12 +562,12 @@ pub async fn workspace_token_policy(
         require_expiry: form.require_expiry,
     };
     match app
-        .set_token_policy(actor, ws.workspace_id, &request, &meta, now())
+        .set_token_policy(actor, ws.workspace_id, &request, &meta, app.now())
         .await
     {
         Ok(policy) => {
             let outside = app
-                .tokens_outside_policy(actor, ws.workspace_id, now())
+                .tokens_outside_policy(actor, ws.workspace_id, app.now())
                 .await?
                 .len();
             let text = match outside {
@@ -603,7 +602,7 @@ pub async fn workspace_revoke_outside_confirm(
     let (actor, user) = (&current.0, current.user()?);
     let ws = workspace_of(actor, query.workspace)?;
     let count = app
-        .tokens_outside_policy(actor, ws.workspace_id, now())
+        .tokens_outside_policy(actor, ws.workspace_id, app.now())
         .await?
         .len();
     if count == 0 {
@@ -640,7 +639,7 @@ pub async fn workspace_revoke_outside(
     let actor = &current.0;
     let ws = workspace_of(actor, query.workspace)?;
     let count = app
-        .revoke_tokens_outside_policy(actor, ws.workspace_id, &meta, now())
+        .revoke_tokens_outside_policy(actor, ws.workspace_id, &meta, app.now())
         .await?;
     let text = match count {
         0 => "No token was outside the token policy.".to_owned(),
@@ -713,7 +712,7 @@ pub async fn workspace_revoke_all(
         None => ws.workspace_name.clone(),
     };
     let count = app
-        .revoke_workspace_tokens(actor, ws.workspace_id, member, &meta, now())
+        .revoke_workspace_tokens(actor, ws.workspace_id, member, &meta, app.now())
         .await?;
     let done = match member {
         Some(_) => format!("{count} token(s) of {whose} revoked. They no longer work."),
@@ -734,7 +733,7 @@ pub async fn workspace_revoke_one(
     let actor = &current.0;
     let ws = workspace_of(actor, form.workspace)?;
     let token = app
-        .revoke_workspace_token(actor, ws.workspace_id, TokenId(*id), &meta, now())
+        .revoke_workspace_token(actor, ws.workspace_id, TokenId(*id), &meta, app.now())
         .await?;
     flash(
         &session,

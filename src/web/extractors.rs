@@ -27,7 +27,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use crate::clock::now;
 use crate::config::Config;
 use crate::domain::UserId;
 use crate::request::{request_meta, request_origin};
@@ -63,7 +62,7 @@ impl FromRequest for CurrentUser {
                 .flatten()
                 .ok_or(PageError::SignInRequired)?;
             let signed_in_at = session.get::<i64>(SIGNED_IN_AT).ok().flatten().unwrap_or(0);
-            let now = now();
+            let now = app.now();
             // Idle expiry is the store's TTL; this is the absolute limit.
             if now - signed_in_at > config.session_max_hours * 3600 {
                 session.purge();

@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::clock::now;
 use crate::service::auth::SetupInput;
 use crate::service::members::AcceptInput;
 use crate::service::throttle;
@@ -37,10 +36,9 @@ pub async fn home(session: Session) -> HttpResponse {
 /// session id (so an id planted before sign-in is worthless), with the user
 /// and the sign-in time for the absolute expiry. The CSRF token changes
 /// with the sign-in time.
-fn start_session(session: &Session, user_id: i64) -> Result<(), PageError> {
+fn start_session(session: &Session, user_id: i64, now: i64) -> Result<(), PageError> {
     session.clear();
     session.renew();
-    let now = now();
     session.insert(USER_ID, user_id)?;
     session.insert(SIGNED_IN_AT, now)?;
     session.insert(SEEN_AT, now)?;
@@ -92,9 +90,12 @@ pub async fn login_submit(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
-    match app.sign_in(&form.email, &form.password, &meta, now()).await {
+    match app
+        .sign_in(&form.email, &form.password, &meta, app.now())
+        .await
+    {
         Ok(user_id) => {
-            start_session(&session, user_id.0)?;
+            start_session(&session, user_id.0, app.now())?;
             Ok(see_other(urls::PROFILE))
         }
         Err(ServiceError::Invalid { message, .. }) => {
@@ -180,7 +181,9 @@ fn check_setup_code(
     ip: &str,
 ) -> Result<bool, PageError> {
     let key = throttle::Key::new(throttle::Kind::SetupCode, ip, "");
-    app.throttle.attempt(key, now()).map_err(too_many_codes)?;
+    app.throttle
+        .attempt(key, app.now())
+        .map_err(too_many_codes)?;
     let valid = code_matches(expected, Some(given));
     if valid {
         app.throttle.refund(key);
@@ -280,9 +283,9 @@ pub async fn setup_submit(
         email: &form.email,
         password: &form.password,
     };
-    match app.complete_setup(input, &meta, now()).await {
+    match app.complete_setup(input, &meta, app.now()).await {
         Ok(user_id) => {
-            start_session(&session, user_id.0)?;
+            start_session(&session, user_id.0, app.now())?;
             flash(
                 &session,
                 "success",
@@ -346,7 +349,7 @@ async fn invitation_page(
     name: String,
     error: Option<String>,
 ) -> Result<InvitationPage, PageError> {
-    let invitation = app.open_invitation(&code, ip, now()).await?;
+    let invitation = app.open_invitation(&code, ip, app.now()).await?;
     Ok(InvitationPage {
         layout: Layout::new(session, None, "Join the workspace", "")?,
         code,
@@ -382,12 +385,12 @@ pub async fn invitation_accept(
                 signed_in: signed_in.map(|CurrentUser(user)| user.id),
             },
             &meta,
-            now(),
+            app.now(),
         )
         .await
     {
         Ok(user_id) => {
-            start_session(&session, user_id.0)?;
+            start_session(&session, user_id.0, app.now())?;
             flash(
                 &session,
                 "success",
@@ -491,14 +494,14 @@ pub async fn change_password(
             &form.new_password,
             &form.confirm_password,
             &meta,
-            now(),
+            app.now(),
         )
         .await
     {
         Ok(()) => {
             // Every session of the user was deleted; this one continues
             // under a new id.
-            start_session(&session, user.id.0)?;
+            start_session(&session, user.id.0, app.now())?;
             flash(
                 &session,
                 "success",

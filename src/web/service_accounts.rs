@@ -10,7 +10,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{Expiry, Role, TokenId, UserId};
 use crate::service::service_accounts::ServiceAccountDetail;
@@ -153,7 +152,14 @@ pub async fn create(
     let actor = &current.0;
     let ws = workspace_of(actor, query.workspace)?;
     let result = app
-        .create_service_account(actor, ws.workspace_id, &form.name, &form.role, &meta, now())
+        .create_service_account(
+            actor,
+            ws.workspace_id,
+            &form.name,
+            &form.role,
+            &meta,
+            app.now(),
+        )
         .await;
     let (status, error) = match result {
         Ok(account) => {
@@ -232,7 +238,7 @@ async fn account_page(
     } = shown;
     let ServiceAccountDetail { account, tokens } =
         app.service_account(actor, ws.workspace_id, id).await?;
-    let now = now();
+    let now = app.now();
     let role = account.role();
     let scope = typed
         .scope
@@ -371,7 +377,7 @@ pub async fn generate(
         expiry: form.expiry,
     };
     let result = app
-        .generate_service_token(actor, ws.workspace_id, id, &request, &meta, now())
+        .generate_service_token(actor, ws.workspace_id, id, &request, &meta, app.now())
         .await;
     let (status, error) = match result {
         Ok(IssuedToken { name, token, .. }) => {
@@ -512,7 +518,7 @@ pub async fn delete_token(
             UserId(id),
             TokenId(token),
             &meta,
-            now(),
+            app.now(),
         )
         .await?;
     flash(
@@ -557,7 +563,7 @@ pub async fn revoke_all(
     let actor = &current.0;
     let ws = workspace_of(actor, query.workspace)?;
     let count = app
-        .revoke_service_tokens(actor, ws.workspace_id, UserId(*path), &meta, now())
+        .revoke_service_tokens(actor, ws.workspace_id, UserId(*path), &meta, app.now())
         .await?;
     let text = match count {
         1 => "1 token revoked. It no longer works.".to_owned(),
@@ -610,7 +616,7 @@ pub async fn delete(
     let actor = &current.0;
     let ws = workspace_of(actor, query.workspace)?;
     let (account, revoked) = app
-        .delete_service_account(actor, ws.workspace_id, UserId(*path), &meta, now())
+        .delete_service_account(actor, ws.workspace_id, UserId(*path), &meta, app.now())
         .await?;
     flash(
         &session,

@@ -9,13 +9,14 @@
 //! empty new session, and the CSRF protection needs no stored state.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 use anyhow::Context;
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::clock::now;
+use crate::clock::Clock;
 use crate::domain::sha256_hex;
 use crate::storage::{self, Db};
 
@@ -25,11 +26,17 @@ pub const USER_ID: &str = "user_id";
 #[derive(Clone)]
 pub struct DbSessionStore {
     db: Db,
+    clock: Arc<dyn Clock>,
 }
 
 impl DbSessionStore {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// The unix second a session saved now with `ttl` expires at.
+    fn expiry(&self, ttl: &Duration) -> i64 {
+        self.clock.unix() + ttl.whole_seconds()
     }
 }
 
@@ -44,14 +51,10 @@ fn new_key() -> Result<SessionKey, anyhow::Error> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn expiry(ttl: &Duration) -> i64 {
-    now() + ttl.whole_seconds()
-}
-
 impl SessionStore for DbSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
         let digest = sha256_hex(key.as_ref());
-        let stored = storage::sessions::load(self.db.pool(), &digest, now())
+        let stored = storage::sessions::load(self.db.pool(), &digest, self.clock.unix())
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
         stored
@@ -68,7 +71,7 @@ impl SessionStore for DbSessionStore {
             &sha256_hex(key.as_ref()),
             user_of(&state),
             &body,
-            expiry(ttl),
+            self.expiry(ttl),
         )
         .await
         .map_err(|e| SaveError::Other(e.into()))?;
@@ -84,10 +87,15 @@ impl SessionStore for DbSessionStore {
         let body =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let digest = sha256_hex(key.as_ref());
-        let changed =
-            storage::sessions::update(self.db.pool(), &digest, user_of(&state), &body, expiry(ttl))
-                .await
-                .map_err(|e| UpdateError::Other(e.into()))?;
+        let changed = storage::sessions::update(
+            self.db.pool(),
+            &digest,
+            user_of(&state),
+            &body,
+            self.expiry(ttl),
+        )
+        .await
+        .map_err(|e| UpdateError::Other(e.into()))?;
         if changed == 1 {
             return Ok(key);
         }
@@ -99,8 +107,12 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
-        storage::sessions::update_expiry(self.db.pool(), &sha256_hex(key.as_ref()), expiry(ttl))
-            .await?;
+        storage::sessions::update_expiry(
+            self.db.pool(),
+            &sha256_hex(key.as_ref()),
+            self.expiry(ttl),
+        )
+        .await?;
         Ok(())
     }
 

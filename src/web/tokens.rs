@@ -10,7 +10,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::clock::now;
 use crate::config::Config;
 use crate::domain::{AccountKind, Role, TokenId, TokenPolicy, WorkspaceId, display_hint};
 use crate::service::notices::{EXPIRY_NOTICE_DAYS, expires_soon};
@@ -284,7 +283,7 @@ async fn tokens_page(
     error: Option<(&'static str, String)>,
     issued: Option<IssuedView>,
 ) -> Result<TokensPage, PageError> {
-    let now = now();
+    let now = app.now();
     let rows = app.own_tokens(actor).await?;
     let open_generate = error.is_some();
     let admins = match user.memberships.first() {
@@ -390,7 +389,7 @@ pub async fn generate(
         workspace: form.workspace,
         expiry: form.expiry,
     };
-    match app.generate_token(actor, &request, &meta, now()).await {
+    match app.generate_token(actor, &request, &meta, app.now()).await {
         Ok(IssuedToken { name, token, .. }) => {
             let revealed = Revealed {
                 name,
@@ -495,7 +494,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, PageError> {
     let actor = &current.0;
     let token = app
-        .delete_own_token(actor, TokenId(*id), &meta, now())
+        .delete_own_token(actor, TokenId(*id), &meta, app.now())
         .await?;
     flash(
         &session,
@@ -541,7 +540,7 @@ pub async fn revoke_all(
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<HttpResponse, PageError> {
     let actor = &current.0;
-    let count = app.revoke_all_own(actor, &meta, now()).await?;
+    let count = app.revoke_all_own(actor, &meta, app.now()).await?;
     let text = match count {
         0 => "You had no tokens to revoke.".to_owned(),
         1 => "1 token revoked. It no longer works.".to_owned(),

@@ -7,7 +7,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::clock::now;
 use crate::domain::{Role, WorkspaceId};
 use crate::service::{ServiceError, SignedInUser, Tollgate};
 use crate::web::errors::PageError;
@@ -107,7 +106,10 @@ pub async fn create(
     CsrfForm(form): CsrfForm<NameForm>,
 ) -> Result<HttpResponse, PageError> {
     let (actor, user) = (&current.0, current.user()?);
-    match app.create_workspace(actor, &form.name, &meta, now()).await {
+    match app
+        .create_workspace(actor, &form.name, &meta, app.now())
+        .await
+    {
         Ok(created) => {
             flash(
                 &session,
@@ -143,7 +145,7 @@ pub async fn rename(
     let (actor, user) = (&current.0, current.user()?);
     let workspace = WorkspaceId(*id);
     match app
-        .rename_workspace(actor, workspace, &form.name, &meta, now())
+        .rename_workspace(actor, workspace, &form.name, &meta, app.now())
         .await
     {
         Ok(()) => {

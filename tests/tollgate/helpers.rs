@@ -6,14 +6,16 @@
 //! `TOLLGATE_TEST_DATABASE_URL` names a PostgreSQL server, it runs there too,
 //! each time in a database of its own that is dropped afterwards.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web::Data;
 use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::{Client, StatusCode};
 use scraper::{Html, Selector};
-use tollgate::clock::now;
+use tollgate::clock::{Clock, ManualClock, SystemClock, now};
 use tollgate::config::Config;
 use tollgate::service::Tollgate;
 use tollgate::service::auth::NewUser;
@@ -143,6 +145,8 @@ pub struct TestApp {
     pub core: Data<Tollgate>,
     pub setup_code: Option<String>,
     pub database: TestDatabase,
+    /// Set when the app was started on a clock the test moves.
+    pub clock: Option<Arc<ManualClock>>,
     handle: ServerHandle,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -194,14 +198,41 @@ pub async fn seed(url: &str) {
     db.close().await;
 }
 
+/// The seeded app of `spawn_app`, on a `ManualClock` that starts at the
+/// current time and moves only by `TestApp::advance`.
+pub async fn spawn_app_on_manual_clock(backend: Backend) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    seed(&database.url).await;
+    let clock = Arc::new(ManualClock::new(now()));
+    spawn_with_clock(backend, database, |_| {}, Some(clock)).await
+}
+
 pub async fn spawn_with(
     backend: Backend,
     database: TestDatabase,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
+    spawn_with_clock(backend, database, adjust, None).await
+}
+
+/// `spawn_with`, reading time from `clock` when given (else the system clock).
+pub async fn spawn_with_clock(
+    backend: Backend,
+    database: TestDatabase,
+    adjust: impl FnOnce(&mut Config),
+    clock: Option<Arc<ManualClock>>,
+) -> TestApp {
     let mut config = test_config(&database.url);
     adjust(&mut config);
-    let application = Application::build(config).await.expect("build app");
+    let app_clock: Arc<dyn Clock> = match &clock {
+        Some(manual) => manual.clone(),
+        None => Arc::new(SystemClock::new()),
+    };
+    let db = Db::connect(&config.database_url).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    let application = Application::build_with_clock(config, db, app_clock)
+        .await
+        .expect("build app");
     let address = format!("http://127.0.0.1:{}", application.port());
     let core = application.core();
     let setup_code = application.setup_code().map(str::to_owned);
@@ -213,6 +244,7 @@ pub async fn spawn_with(
         core,
         setup_code,
         database,
+        clock,
         handle,
         server: Some(server),
     };
@@ -221,22 +253,31 @@ pub async fn spawn_with(
 }
 
 impl TestApp {
+    /// Until the server answers `/readyz` and the token cache may answer
+    /// (on PostgreSQL its listener must be up), so that tests exercise the
+    /// cached path too.
     async fn wait_until_ready(&self) {
-        // PostgreSQL: the token cache waits for its LISTEN connection; give
-        // it a moment so tests exercise the cached path too.
-        for _ in 0..100 {
-            if reqwest::get(format!("{}/readyz", self.address))
+        let ready = || async {
+            reqwest::get(format!("{}/readyz", self.address))
                 .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        if self.backend == Backend::Postgres {
-            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        }
+                .is_ok_and(|r| r.status().is_success())
+        };
+        let core = self.core.clone();
+        eventually("the server to answer /readyz", ready).await;
+        eventually("the token cache to be trusted", || {
+            let core = core.clone();
+            async move { core.tokens.trusted() }
+        })
+        .await;
+    }
+
+    /// Moves the app's clock forward; the app must have been started on a
+    /// `ManualClock`.
+    pub fn advance(&self, by: Duration) {
+        self.clock
+            .as_ref()
+            .expect("the app runs on a ManualClock")
+            .advance(by);
     }
 
     /// A new browser-like client: keeps cookies, does not follow redirects.
@@ -340,6 +381,23 @@ impl TestApp {
             let _ = server.await;
         }
         self.core.db.close().await;
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds; fails the test
+/// after ten seconds.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

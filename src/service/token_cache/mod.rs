@@ -173,6 +173,21 @@ impl TokenCache {
         }
     }
 
+    /// Whether the cache may answer now: on PostgreSQL once the listener
+    /// heard this instance's own heartbeat, on SQLite once `listen` ran.
+    pub fn trusted(&self) -> bool {
+        match self.backend {
+            Backend::Postgres => self.protocol.trusted(),
+            Backend::Sqlite => self.ready.load(Ordering::Acquire),
+        }
+    }
+
+    /// Other instances this one has heard from lately (PostgreSQL), whose
+    /// acknowledgements its changes wait for.
+    pub fn live_peers(&self) -> usize {
+        self.protocol.live_peers()
+    }
+
     /// The worst-case time from a change's commit to its answer (PostgreSQL).
     pub fn worst_case_answer(&self) -> Duration {
         let s = self.protocol.settings();

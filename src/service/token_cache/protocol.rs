@@ -194,6 +194,17 @@ impl Protocol {
                 .is_some_and(|sent| now.saturating_sub(sent) < self.settings.stale_after)
     }
 
+    /// Other instances heard from recently enough to be waited for.
+    pub fn live_peers(&self) -> usize {
+        let now = self.clock.monotonic();
+        let forgotten = self.settings.peer_forgotten_after;
+        self.state()
+            .peers
+            .values()
+            .filter(|seen| now.saturating_sub(**seen) < forgotten)
+            .count()
+    }
+
     pub fn on_message(&self, payload: &str) -> Reaction {
         let now = self.clock.monotonic();
         let mut words = payload.split(' ');
