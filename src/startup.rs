@@ -214,12 +214,26 @@ impl Application {
         }
         served?;
         tracing::info!("stopped serving; writing last-used times and closing the database");
+        // On PostgreSQL, pooled connections opened by the server's worker
+        // threads belong to runtimes that have just stopped: the last write
+        // goes through a connection opened here.
+        let writer = match self.app.db.backend() {
+            crate::storage::Backend::Postgres => Some(
+                Db::connect(self.app.db.url())
+                    .await
+                    .context("reconnecting to write last-used times at shutdown")?,
+            ),
+            crate::storage::Backend::Sqlite => None,
+        };
         let flushed = self
             .app
             .tokens
-            .flush_last_used(&self.app.db)
+            .flush_last_used(writer.as_ref().unwrap_or(&self.app.db))
             .await
             .context("writing last-used times at shutdown");
+        if let Some(writer) = &writer {
+            writer.pool().close().await;
+        }
         let closed = self
             .app
             .db
