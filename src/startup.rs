@@ -21,7 +21,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::service::Tollgate;
-use crate::storage::{self, Db};
+use crate::service::housekeeping::shared_setting;
+use crate::storage::Db;
 use crate::web::session::DbSessionStore;
 use crate::{api, web as pages};
 
@@ -269,12 +270,8 @@ fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64, audit_da
                     }
                 }
                 _ = cleanup.tick() => {
-                    if let Err(err) = storage::sessions::delete_expired(app.db.pool(), app.now()).await {
-                        tracing::warn!(error = %err, "deleting expired sessions failed");
-                    }
-                    let cutoff = app.now() - audit_days.saturating_mul(86_400);
-                    if let Err(err) = storage::audit::delete_older_than(app.db.pool(), cutoff).await {
-                        tracing::warn!(error = %err, "deleting old audit events failed");
+                    if let Err(err) = app.clean_up(audit_days).await {
+                        tracing::warn!(error = %err, "deleting expired sessions and old audit events failed");
                     }
                 }
             }
@@ -312,10 +309,7 @@ async fn cookie_key(config: &Config, db: &Db) -> anyhow::Result<Key> {
         return Ok(Key::derive_from(secret.as_bytes()));
     }
     let fresh = STANDARD.encode(Key::generate().master());
-    storage::settings::insert_if_absent(db.pool(), COOKIE_KEY_SETTING, &fresh).await?;
-    let stored = storage::settings::get(db.pool(), COOKIE_KEY_SETTING)
-        .await?
-        .context("the cookie key vanished")?;
+    let stored = shared_setting(db, COOKIE_KEY_SETTING, &fresh).await?;
     let bytes = STANDARD
         .decode(stored)
         .context("the stored cookie key is not base64")?;

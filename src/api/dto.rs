@@ -115,18 +115,18 @@ pub struct TokenDto {
 impl From<&TokenRow> for TokenDto {
     fn from(t: &TokenRow) -> Self {
         Self {
-            id: t.id,
+            id: t.id.0,
             name: t.name.clone(),
-            scope: t.scope().as_str(),
+            scope: t.scope.as_str(),
             hint: display_hint(&t.last4),
             workspace: Named {
-                id: t.workspace_id,
+                id: t.workspace_id.0,
                 name: t.workspace_name.clone(),
             },
             owner: OwnerDto {
-                id: t.user_id,
-                kind: t.owner_kind().as_str(),
-                email: (t.owner_kind() == AccountKind::Member).then(|| t.owner_email.clone()),
+                id: t.user_id.0,
+                kind: t.owner_kind.as_str(),
+                email: (t.owner_kind == AccountKind::Member).then(|| t.owner_email.clone()),
                 name: t.owner_name.clone(),
             },
             created_at: rfc3339(t.created_at),
@@ -158,10 +158,10 @@ pub struct MemberDto {
 impl From<&MemberRow> for MemberDto {
     fn from(m: &MemberRow) -> Self {
         Self {
-            id: m.user_id,
+            id: m.user_id.0,
             email: m.email.clone(),
             name: m.name.clone(),
-            role: m.role().as_str(),
+            role: m.role.as_str(),
             disabled: m.disabled_at.is_some(),
             joined_at: rfc3339(m.joined_at),
         }

@@ -17,16 +17,18 @@ impl AccountKind {
             AccountKind::ServiceAccount => "service_account",
         }
     }
+}
 
-    /// Reads the `users.kind` column. The CHECK constraint allows only the
-    /// two values; anything else is treated as a service account, the kind
-    /// that may do less (no sign-in, no Basic authentication).
-    pub fn from_stored(stored: &str) -> Self {
-        if stored == "member" {
-            AccountKind::Member
-        } else {
-            AccountKind::ServiceAccount
-        }
+/// Rows decode the `users.kind` column through this: anything but the two
+/// stored forms is an error, never quietly one of the kinds.
+impl TryFrom<String> for AccountKind {
+    type Error = ValidationError;
+
+    fn try_from(stored: String) -> Result<Self, Self::Error> {
+        [AccountKind::Member, AccountKind::ServiceAccount]
+            .into_iter()
+            .find(|k| k.as_str() == stored)
+            .ok_or_else(|| ValidationError::new(format!("stored kind {stored:?} is not a kind")))
     }
 }
 
@@ -93,14 +95,12 @@ mod tests {
     }
 
     #[test]
-    fn kinds_read_back_and_unknown_ones_get_the_lesser_kind() {
+    fn kinds_read_back_and_unknown_ones_are_refused() {
         for kind in [AccountKind::Member, AccountKind::ServiceAccount] {
-            assert_eq!(AccountKind::from_stored(kind.as_str()), kind);
+            assert_eq!(AccountKind::try_from(kind.as_str().to_owned()), Ok(kind));
         }
-        assert_eq!(
-            AccountKind::from_stored("Member"),
-            AccountKind::ServiceAccount
-        );
+        assert!(AccountKind::try_from("Member".to_owned()).is_err());
+        assert!(AccountKind::try_from(String::new()).is_err());
     }
 
     proptest! {

@@ -11,6 +11,13 @@ macro_rules! id_type {
         #[serde(transparent)]
         pub struct $name(pub i64);
 
+        /// Rows decode their id columns through this.
+        impl From<i64> for $name {
+            fn from(raw: i64) -> Self {
+                Self(raw)
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 self.0.fmt(f)

@@ -1,6 +1,8 @@
 //! Roles of members and scopes of tokens. Both use the same three ordered
-//! levels: a token's scope is a ceiling expressed in the words of roles, and
-//! what a token may do is the lower of its scope and its owner's current role.
+//! levels and the same words, but they are different things: a role is what
+//! a member may do, a scope is a ceiling chosen for one token. What a token
+//! may do is the lower of its scope and its owner's current role
+//! ([`Scope::cap`]), the only place where the two meet.
 
 use std::str::FromStr;
 
@@ -13,8 +15,60 @@ pub enum Role {
     Admin,
 }
 
-/// A token's scope: see the module comment for why it is the same type.
-pub type Scope = Role;
+/// A token's scope: the most its token may do, whatever its owner's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope(Role);
+
+impl Scope {
+    pub const READ_ONLY: Scope = Scope(Role::ReadOnly);
+    pub const READ_WRITE: Scope = Scope(Role::ReadWrite);
+    pub const ADMIN: Scope = Scope(Role::Admin);
+
+    /// The stored and machine-readable form (`read-only`, …).
+    pub fn as_str(self) -> &'static str {
+        self.0.as_str()
+    }
+
+    /// The form people read (`Read-Only`, …), as in the guide.
+    pub fn label(self) -> &'static str {
+        self.0.label()
+    }
+
+    /// What a token of this scope may do for an owner whose role is `role`:
+    /// the lower of the two.
+    pub fn cap(self, role: Role) -> Role {
+        self.0.min(role)
+    }
+
+    /// True when a member whose role is `role` may give a token this scope.
+    pub fn grantable_by(self, role: Role) -> bool {
+        self.0 <= role
+    }
+
+    /// The least role that may give a token this scope.
+    pub fn needs(self) -> Role {
+        self.0
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ValidationError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        raw.parse::<Role>().map(Scope).map_err(|_| {
+            ValidationError::new(format!(
+                "Unknown scope {:?}: use admin, read-write or read-only.",
+                raw.trim()
+            ))
+        })
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
 
 impl Role {
     pub const ALL: [Role; 3] = [Role::ReadOnly, Role::ReadWrite, Role::Admin];
@@ -44,13 +98,17 @@ impl Role {
 
     /// The scopes a member with this role may give a token, lowest first.
     pub fn grantable_scopes(self) -> Vec<Scope> {
-        Role::ALL.into_iter().filter(|s| *s <= self).collect()
+        Role::ALL
+            .into_iter()
+            .map(Scope)
+            .filter(|s| s.grantable_by(self))
+            .collect()
     }
 
     /// The scope preselected in the generate dialog: the highest the member
     /// may have, but never Admin (an Admin token must be a deliberate choice).
     pub fn default_scope(self) -> Scope {
-        self.min(Role::ReadWrite)
+        Scope(self.min(Role::ReadWrite))
     }
 }
 
@@ -69,6 +127,30 @@ impl FromStr for Role {
                     "Unknown role {wanted:?}: use admin, read-write or read-only."
                 ))
             })
+    }
+}
+
+/// The stored form only, exactly as [`Role::as_str`] writes it: rows decode
+/// their role columns through this, so a value edited by hand into something
+/// else is an error, never quietly some role.
+impl TryFrom<String> for Role {
+    type Error = ValidationError;
+
+    fn try_from(stored: String) -> Result<Self, Self::Error> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == stored)
+            .ok_or_else(|| ValidationError::new(format!("stored role {stored:?} is not a role")))
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = ValidationError;
+
+    fn try_from(stored: String) -> Result<Self, Self::Error> {
+        Role::try_from(stored)
+            .map(Scope)
+            .map_err(|e| ValidationError::new(e.0.replace("role", "scope")))
     }
 }
 
@@ -94,10 +176,21 @@ mod tests {
     fn scopes_never_exceed_the_role_and_never_default_to_admin() {
         assert_eq!(
             Role::ReadWrite.grantable_scopes(),
-            vec![Role::ReadOnly, Role::ReadWrite]
+            vec![Scope::READ_ONLY, Scope::READ_WRITE]
         );
-        assert_eq!(Role::Admin.default_scope(), Role::ReadWrite);
-        assert_eq!(Role::ReadOnly.default_scope(), Role::ReadOnly);
+        assert_eq!(Role::Admin.default_scope(), Scope::READ_WRITE);
+        assert_eq!(Role::ReadOnly.default_scope(), Scope::READ_ONLY);
         assert!(!Role::ReadOnly.may_use_tokens());
+    }
+
+    #[test]
+    fn a_scope_caps_its_owners_role_and_never_lifts_it() {
+        assert_eq!(Scope::ADMIN.cap(Role::ReadOnly), Role::ReadOnly);
+        assert_eq!(Scope::READ_ONLY.cap(Role::Admin), Role::ReadOnly);
+        assert_eq!(Scope::READ_WRITE.cap(Role::Admin), Role::ReadWrite);
+        assert!("owner".parse::<Scope>().is_err());
+        assert!(Scope::try_from("Admin".to_owned()).is_err());
+        assert_eq!(Role::try_from("admin".to_owned()).unwrap(), Role::Admin);
+        assert_eq!("Read-Write".parse::<Scope>().unwrap(), Scope::READ_WRITE);
     }
 }

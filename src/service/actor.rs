@@ -158,13 +158,13 @@ impl Actor {
             Self::Member(user) => {
                 storage::organizations::find_member(&mut **tx, workspace.0, user.id.0)
                     .await?
-                    .is_some_and(|m| m.disabled_at.is_none() && m.role() >= needed)
+                    .is_some_and(|m| m.disabled_at.is_none() && m.role >= needed)
             }
             Self::Token(principal) => {
                 let row =
                     storage::tokens::find_auth_by_digest(&mut **tx, principal.digest.as_str())
                         .await?
-                        .filter(|row| row.token_id == principal.token_id.0)
+                        .filter(|row| row.token_id == principal.token_id)
                         .ok_or_else(token_gone)?;
                 judge(&row, &principal.digest, now).is_ok_and(|now_is| {
                     now_is.workspace_id == workspace && now_is.effective() >= needed
@@ -219,7 +219,7 @@ fn require_scope(principal: &Principal, needed: Role) -> Result<(), ServiceError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{PlainToken, TokenId};
+    use crate::domain::{PlainToken, Scope, TokenId};
 
     fn member(roles: &[(i64, Role)]) -> Actor {
         Actor::Member(SignedInUser {
@@ -237,7 +237,7 @@ mod tests {
         })
     }
 
-    fn token(scope: Role, role: Role) -> Actor {
+    fn token(scope: Scope, role: Role) -> Actor {
         Actor::Token(Principal {
             token_id: TokenId(7),
             token_name: "ci".to_owned(),
@@ -284,14 +284,14 @@ mod tests {
 
     #[test]
     fn a_token_acts_with_the_lower_of_scope_and_role_in_its_workspace_only() {
-        let capped = token(Role::Admin, Role::ReadWrite);
+        let capped = token(Scope::ADMIN, Role::ReadWrite);
         assert_eq!(
             code(capped.require_admin(WorkspaceId(1))),
             "insufficient_scope"
         );
         assert_eq!(code(capped.admin_workspace(None)), "insufficient_scope");
         assert!(capped.require(WorkspaceId(1), Role::ReadWrite).is_ok());
-        let admin = token(Role::Admin, Role::Admin);
+        let admin = token(Scope::ADMIN, Role::Admin);
         assert_eq!(
             admin.admin_workspace(None).unwrap().workspace_id,
             WorkspaceId(1)

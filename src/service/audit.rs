@@ -77,7 +77,7 @@ pub async fn record(
     meta: &RequestMeta,
     event: Event<'_>,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), storage::Error> {
     storage::audit::insert(
         &mut **tx,
         &NewAuditEvent {

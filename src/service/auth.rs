@@ -160,17 +160,17 @@ impl Tollgate {
         };
         self.throttle.clear(key);
         let mut tx = self.db.begin().await?;
-        let actor = AuditActor::account(user.id, &user.email);
+        let actor = AuditActor::account(user.id.0, &user.email);
         let event = Event {
             workspace_id: None,
             action: "user.signed_in",
-            target_id: Some(user.id),
+            target_id: Some(user.id.0),
             target_label: &user.email,
             detail: "",
         };
         audit::record(&mut tx, &actor, meta, event, now).await?;
         tx.commit().await?;
-        Ok(UserId(user.id))
+        Ok(user.id)
     }
 
     /// Counts a failed sign-in into the audit event of its address, account
@@ -198,7 +198,7 @@ impl Tollgate {
             actor_token_id: None,
             actor_label: "anonymous",
             action: "user.sign_in_failed",
-            target_id: id,
+            target_id: id.map(|id| id.0),
             target_label: label,
             detail: "",
             ip: &meta.ip,
@@ -216,18 +216,15 @@ impl Tollgate {
             return Ok(None);
         };
         // Service accounts never sign in; a session naming one is no session.
-        if user.disabled_at.is_some()
-            || crate::domain::AccountKind::from_stored(&user.kind)
-                != crate::domain::AccountKind::Member
-        {
+        if user.disabled_at.is_some() || user.kind != crate::domain::AccountKind::Member {
             return Ok(None);
         }
         let memberships = storage::organizations::memberships_of_user(self.db.pool(), id.0)
             .await?
             .into_iter()
             .map(|m| Membership {
-                workspace_id: WorkspaceId(m.workspace_id),
-                role: m.role(),
+                workspace_id: m.workspace_id,
+                role: m.role,
                 workspace_name: m.workspace_name,
             })
             .collect();
@@ -333,7 +330,7 @@ impl Tollgate {
         };
         let workspace =
             match storage::organizations::find_workspace_by_name(&mut *tx, workspace_name).await? {
-                Some(w) => w.id,
+                Some(w) => w.id.0,
                 None => {
                     storage::organizations::insert_workspace(&mut *tx, org_id, workspace_name, now)
                         .await?
@@ -389,7 +386,7 @@ pub(crate) async fn insert_user(
     storage::users::insert(&mut **tx, email.as_str(), name, hash, now)
         .await
         .map_err(|err| {
-            if storage::is_unique_violation(&err) {
+            if err.is_unique_violation() {
                 duplicate_email(email)
             } else {
                 err.into()

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{PlainToken, UserId, WorkspaceId};
+use crate::domain::{PlainToken, WorkspaceId};
 use crate::service::audit::{self, AuditActor, Event};
 use crate::service::throttle::{self, Throttle};
 use crate::service::tokens::lock_user_tokens;
@@ -134,7 +134,7 @@ impl Tollgate {
             return Ok(Verdict::FalsePositive);
         };
         let mut tx = self.db.begin().await?;
-        lock_user_tokens(&mut tx, UserId(found.user_id)).await?;
+        lock_user_tokens(&mut tx, found.user_id).await?;
         // Read again under the owner's lock: a concurrent delete or rotation
         // may have taken this secret away in between.
         let Some(row) = storage::tokens::find_by_digest(&mut *tx, digest.as_str()).await? else {
@@ -143,16 +143,16 @@ impl Tollgate {
         if row.expires_at.is_some_and(|at| at <= now) {
             return Ok(Verdict::FalsePositive);
         }
-        storage::tokens::delete(&mut *tx, row.id).await?;
+        storage::tokens::delete(&mut *tx, row.id.0).await?;
         let url = cut(&report.url, MAX_URL);
         let source = cut(&report.source, MAX_LABEL);
         let kind = cut(&report.kind, MAX_LABEL);
         storage::leaks::insert(
             &mut *tx,
             &NewLeakReport {
-                workspace_id: row.workspace_id,
-                user_id: row.user_id,
-                token_id: row.id,
+                workspace_id: row.workspace_id.0,
+                user_id: row.user_id.0,
+                token_id: row.id.0,
                 token_name: &row.name,
                 last4: &row.last4,
                 url: &url,
@@ -169,9 +169,9 @@ impl Tollgate {
             if kind.is_empty() { "(none)" } else { &kind },
         );
         let event = Event {
-            workspace_id: Some(WorkspaceId(row.workspace_id)),
+            workspace_id: Some(row.workspace_id),
             action: "token.leak_reported",
-            target_id: Some(row.id),
+            target_id: Some(row.id.0),
             target_label: &row.name,
             detail: &detail,
         };
@@ -179,8 +179,8 @@ impl Tollgate {
         audit::record(&mut tx, &actor, meta, event, now).await?;
         self.commit_token_change(tx).await?;
         tracing::warn!(
-            token_id = row.id,
-            user_id = row.user_id,
+            token_id = row.id.0,
+            user_id = row.user_id.0,
             "token reported as leaked and revoked"
         );
         Ok(Verdict::TruePositive)

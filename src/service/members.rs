@@ -61,7 +61,7 @@ impl Tollgate {
             limit + 1,
         )
         .await?;
-        Ok(Page::from_overfetch(members, limit, |m| m.user_id))
+        Ok(Page::from_overfetch(members, limit, |m| m.user_id.0))
     }
 
     pub async fn pending_invitations(
@@ -98,7 +98,7 @@ impl Tollgate {
         let email = Email::parse(email).map_err(|e| ServiceError::invalid("email", e))?;
         let role: Role = role.parse().map_err(|e| ServiceError::invalid("role", e))?;
         if let Some(user) = storage::users::find_by_email(self.db.pool(), email.as_str()).await?
-            && storage::organizations::find_member(self.db.pool(), workspace.0, user.id)
+            && storage::organizations::find_member(self.db.pool(), workspace.0, user.id.0)
                 .await?
                 .is_some()
         {
@@ -189,7 +189,7 @@ impl Tollgate {
         if !storage::invitations::delete_pending(&mut *tx, workspace.0, id).await? {
             return Err(ServiceError::NotFound);
         }
-        let role = invitation.role();
+        let role = invitation.role;
         let event = Event {
             workspace_id: Some(workspace),
             action: "member.invitation_cancelled",
@@ -219,7 +219,7 @@ impl Tollgate {
         // that account's owner accepts it signed in: the link alone must
         // never open someone's account.
         if let Some(user) = &existing
-            && input.signed_in != Some(UserId(user.id))
+            && input.signed_in != Some(user.id)
         {
             return Err(ServiceError::forbidden(
                 "sign_in_to_accept",
@@ -238,9 +238,13 @@ impl Tollgate {
         };
         let name = parse_display_name(input.name, &email)?;
         if let Some(user) = &existing
-            && storage::organizations::find_member(self.db.pool(), invitation.workspace_id, user.id)
-                .await?
-                .is_some()
+            && storage::organizations::find_member(
+                self.db.pool(),
+                invitation.workspace_id.0,
+                user.id.0,
+            )
+            .await?
+            .is_some()
         {
             return Err(already_a_member(&email));
         }
@@ -250,16 +254,16 @@ impl Tollgate {
             return Err(ServiceError::NotFound);
         }
         let user_id = match (existing, hash) {
-            (Some(user), _) => user.id,
+            (Some(user), _) => user.id.0,
             (None, Some(hash)) => {
                 crate::service::auth::insert_user(&mut tx, &email, &name, &hash, now).await?
             }
             (None, None) => return Err(ServiceError::NotFound),
         };
-        let role = invitation.role();
+        let role = invitation.role;
         storage::organizations::insert_membership(
             &mut *tx,
-            invitation.workspace_id,
+            invitation.workspace_id.0,
             user_id,
             role,
             now,
@@ -267,7 +271,7 @@ impl Tollgate {
         .await
         .map_err(|err| {
             // Joined meanwhile by another invitation.
-            if storage::is_unique_violation(&err) {
+            if err.is_unique_violation() {
                 already_a_member(&email)
             } else {
                 err.into()
@@ -275,7 +279,7 @@ impl Tollgate {
         })?;
         let actor = AuditActor::account(user_id, email.as_str());
         let event = Event {
-            workspace_id: Some(WorkspaceId(invitation.workspace_id)),
+            workspace_id: Some(invitation.workspace_id),
             action: "member.joined",
             target_id: Some(user_id),
             target_label: email.as_str(),
@@ -306,7 +310,7 @@ impl Tollgate {
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        if target.role() == Role::Admin
+        if target.role == Role::Admin
             && role != Role::Admin
             && storage::organizations::count_admins(&mut *tx, workspace.0).await? <= 1
         {
@@ -316,7 +320,7 @@ impl Tollgate {
             });
         }
         storage::organizations::set_role(&mut *tx, workspace.0, member.0, role).await?;
-        let detail = format!("{} → {}", target.role().label(), role.label());
+        let detail = format!("{} → {}", target.role.label(), role.label());
         let event = Event {
             workspace_id: Some(workspace),
             action: "member.role_changed",
@@ -343,7 +347,7 @@ impl Tollgate {
         let target = storage::organizations::find_member(&mut *tx, workspace.0, member.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        if target.role() == Role::Admin
+        if target.role == Role::Admin
             && storage::organizations::count_admins(&mut *tx, workspace.0).await? <= 1
         {
             return Err(ServiceError::Conflict {
@@ -397,10 +401,8 @@ impl Tollgate {
         for membership in storage::organizations::memberships_of_user(&mut *tx, member.0).await? {
             let administers = actor_memberships.iter().any(|m| {
                 m.workspace_id == membership.workspace_id
-                    && m.role() == Role::Admin
-                    && actor
-                        .token_workspace()
-                        .is_none_or(|w| w.0 == m.workspace_id)
+                    && m.role == Role::Admin
+                    && actor.token_workspace().is_none_or(|w| w == m.workspace_id)
             });
             if !administers {
                 return Err(ServiceError::forbidden(
@@ -412,8 +414,8 @@ impl Tollgate {
                 ));
             }
             if disabled
-                && membership.role() == Role::Admin
-                && storage::organizations::count_admins(&mut *tx, membership.workspace_id).await?
+                && membership.role == Role::Admin
+                && storage::organizations::count_admins(&mut *tx, membership.workspace_id.0).await?
                     <= 1
             {
                 return Err(ServiceError::Conflict {

@@ -7,6 +7,7 @@ pub mod actor;
 pub mod audit;
 pub mod auth;
 pub mod export;
+pub mod housekeeping;
 pub mod leaks;
 pub mod measure;
 pub mod members;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{Role, UserId, ValidationError, WorkspaceId};
-use crate::storage::Db;
+use crate::storage::{self, Db};
 
 pub use actor::Actor;
 pub use token_cache::{Principal, TokenCache};
@@ -130,8 +131,8 @@ impl ServiceError {
     }
 }
 
-impl From<sqlx::Error> for ServiceError {
-    fn from(err: sqlx::Error) -> Self {
+impl From<storage::Error> for ServiceError {
+    fn from(err: storage::Error) -> Self {
         Self::Unexpected(anyhow::Error::new(err).context("database query failed"))
     }
 }

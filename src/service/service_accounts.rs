@@ -171,7 +171,7 @@ impl Tollgate {
         let mut tx = self.db.begin().await?;
         actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let account = find_account(&mut tx, workspace, id).await?;
-        let role = account.role();
+        let role = account.role;
         let scope = match request.scope.as_deref().filter(|s| !s.is_empty()) {
             Some(raw) => raw.parse::<Scope>().map_err(|_| {
                 ServiceError::invalid(
@@ -181,7 +181,7 @@ impl Tollgate {
             })?,
             None => role.default_scope(),
         };
-        if scope > role {
+        if !scope.grantable_by(role) {
             return Err(ServiceError::invalid(
                 "scope",
                 ValidationError::new(format!(
@@ -256,7 +256,7 @@ impl Tollgate {
         detail
             .tokens
             .into_iter()
-            .find(|t| t.id == token.0)
+            .find(|t| t.id == token)
             .ok_or(ServiceError::NotFound)
     }
 
@@ -283,7 +283,7 @@ impl Tollgate {
         let event = Event {
             workspace_id: Some(workspace),
             action: "service_account.token_deleted",
-            target_id: Some(row.id),
+            target_id: Some(row.id.0),
             target_label: &row.name,
             detail: &detail,
         };

@@ -39,7 +39,7 @@ pub struct IssuedToken {
 }
 
 fn page_of(tokens: Vec<TokenRow>, limit: i64) -> Page<TokenRow> {
-    Page::from_overfetch(tokens, limit, |t| t.id)
+    Page::from_overfetch(tokens, limit, |t| t.id.0)
 }
 
 fn cannot_create() -> ServiceError {
@@ -71,7 +71,7 @@ impl Tollgate {
     pub async fn own_tokens(&self, actor: &Actor) -> Result<Vec<TokenRow>, ServiceError> {
         let (owner, workspace) = own_view(actor)?;
         let mut rows = storage::tokens::list_for_user(self.db.pool(), owner.0).await?;
-        rows.retain(|t| workspace.is_none_or(|w| w.0 == t.workspace_id));
+        rows.retain(|t| workspace.is_none_or(|w| w == t.workspace_id));
         Ok(rows)
     }
 
@@ -99,7 +99,7 @@ impl Tollgate {
         let (owner, workspace) = own_view(actor)?;
         storage::tokens::find_for_user(self.db.pool(), owner.0, id.0)
             .await?
-            .filter(|t| workspace.is_none_or(|w| w.0 == t.workspace_id))
+            .filter(|t| workspace.is_none_or(|w| w == t.workspace_id))
             .ok_or(ServiceError::NotFound)
     }
 
@@ -143,7 +143,7 @@ impl Tollgate {
             })?,
             None => membership.role.default_scope(),
         };
-        if scope > membership.role {
+        if !scope.grantable_by(membership.role) {
             return Err(ServiceError::invalid(
                 "scope",
                 ValidationError::new(format!(
@@ -175,7 +175,7 @@ impl Tollgate {
             .confirm(
                 &mut tx,
                 membership.workspace_id,
-                scope.max(Role::ReadWrite),
+                scope.needs().max(Role::ReadWrite),
                 now,
             )
             .await?;
@@ -257,13 +257,13 @@ impl Tollgate {
         lock_user_tokens(&mut tx, owner).await?;
         let row = storage::tokens::find_for_user(&mut *tx, owner.0, id.0)
             .await?
-            .filter(|t| workspace.is_none_or(|w| w.0 == t.workspace_id))
+            .filter(|t| workspace.is_none_or(|w| w == t.workspace_id))
             .ok_or(ServiceError::NotFound)?;
         storage::tokens::delete(&mut *tx, id.0).await?;
         let event = Event {
-            workspace_id: Some(WorkspaceId(row.workspace_id)),
+            workspace_id: Some(row.workspace_id),
             action: "token.deleted",
-            target_id: Some(row.id),
+            target_id: Some(row.id.0),
             target_label: &row.name,
             detail: "",
         };
@@ -287,13 +287,13 @@ impl Tollgate {
         let row = storage::tokens::find_in_workspace(&mut *tx, workspace.0, id.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        lock_user_tokens(&mut tx, UserId(row.user_id)).await?;
+        lock_user_tokens(&mut tx, row.user_id).await?;
         storage::tokens::delete(&mut *tx, id.0).await?;
         let detail = format!("owner {}", row.owner_label());
         let event = Event {
             workspace_id: Some(workspace),
             action: "token.revoked",
-            target_id: Some(row.id),
+            target_id: Some(row.id.0),
             target_label: &row.name,
             detail: &detail,
         };
@@ -321,11 +321,11 @@ impl Tollgate {
         for membership in storage::organizations::memberships_of_user(&mut *tx, user.id.0).await? {
             let revoked = storage::tokens::delete_member_tokens_in_workspace(
                 &mut *tx,
-                membership.workspace_id,
+                membership.workspace_id.0,
                 user.id.0,
             )
             .await?;
-            counts.push((Some(WorkspaceId(membership.workspace_id)), revoked.len()));
+            counts.push((Some(membership.workspace_id), revoked.len()));
         }
         // Tokens of workspaces the user has left, should any remain.
         let rest = storage::tokens::delete_all_for_user(&mut *tx, user.id.0).await?;
@@ -391,14 +391,14 @@ impl Tollgate {
         let event = Event {
             workspace_id: Some(caller.workspace_id),
             action: "token.rotated",
-            target_id: Some(row.id),
+            target_id: Some(row.id.0),
             target_label: &row.name,
             detail: "",
         };
         audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await?;
         Ok(IssuedToken {
-            id: TokenId(row.id),
+            id: row.id,
             name: row.name.clone(),
             token,
             row,

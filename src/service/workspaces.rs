@@ -15,8 +15,8 @@ fn taken(name: &WorkspaceName) -> ServiceError {
     }
 }
 
-fn unique_or(err: sqlx::Error, name: &WorkspaceName) -> ServiceError {
-    if storage::is_unique_violation(&err) {
+fn unique_or(err: storage::Error, name: &WorkspaceName) -> ServiceError {
+    if err.is_unique_violation() {
         taken(name)
     } else {
         err.into()
@@ -99,7 +99,7 @@ impl Tollgate {
         actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         if storage::organizations::find_workspace_by_name(&mut *tx, name.as_str())
             .await?
-            .is_some_and(|w| w.id != workspace.0)
+            .is_some_and(|w| w.id != workspace)
         {
             return Err(taken(&name));
         }

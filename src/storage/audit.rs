@@ -35,7 +35,7 @@ pub struct NewAuditEvent<'a> {
 pub async fn insert<'e>(
     ex: impl Executor<'e, Database = Any>,
     e: &NewAuditEvent<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query(
         "INSERT INTO audit_events (workspace_id, actor_user_id, actor_token_id, actor_label, action, \
          target_id, target_label, detail, ip, user_agent, created_at) \
@@ -54,7 +54,7 @@ pub async fn insert<'e>(
     .bind(e.created_at)
     .execute(ex)
     .await
-    .map(|_| ())
+    .map(|_| ()).map_err(Into::into)
 }
 
 /// Which events a query returns, ready to bind: every field always binds
@@ -93,7 +93,7 @@ pub async fn page<'e>(
     query: &AuditQuery,
     before: i64,
     limit: i64,
-) -> Result<Vec<AuditRow>, sqlx::Error> {
+) -> Result<Vec<AuditRow>, crate::storage::Error> {
     sqlx::query_as(
         "SELECT id, workspace_id, actor_user_id, actor_token_id, actor_label, action, target_id, \
          target_label, detail, ip, user_agent, created_at FROM audit_events \
@@ -111,7 +111,7 @@ pub async fn page<'e>(
     .bind(query.until)
     .bind(limit)
     .fetch_all(ex)
-    .await
+    .await.map_err(Into::into)
 }
 
 /// The actions recorded for a workspace and its members, for the filter's
@@ -119,7 +119,7 @@ pub async fn page<'e>(
 pub async fn actions<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<String>, crate::storage::Error> {
     sqlx::query_scalar(
         "SELECT DISTINCT action FROM audit_events \
          WHERE workspace_id = $1 OR workspace_id IS NULL ORDER BY action",
@@ -127,6 +127,7 @@ pub async fn actions<'e>(
     .bind(workspace_id)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// A failed sign-in, counted into the row of its aggregate key: the first
@@ -135,7 +136,7 @@ pub async fn count_failed_sign_in<'e>(
     ex: impl Executor<'e, Database = Any>,
     aggregate_key: &str,
     e: &NewAuditEvent<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query(
         "INSERT INTO audit_events (workspace_id, actor_user_id, actor_token_id, actor_label, action, \
          target_id, target_label, detail, ip, user_agent, created_at, aggregate_key, occurrences) \
@@ -156,17 +157,18 @@ pub async fn count_failed_sign_in<'e>(
     .bind(aggregate_key)
     .execute(ex)
     .await
-    .map(|_| ())
+    .map(|_| ()).map_err(Into::into)
 }
 
 /// Deletes events older than `cutoff`; returns how many.
 pub async fn delete_older_than<'e>(
     ex: impl Executor<'e, Database = Any>,
     cutoff: i64,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, crate::storage::Error> {
     sqlx::query("DELETE FROM audit_events WHERE created_at < $1")
         .bind(cutoff)
         .execute(ex)
         .await
         .map(|r| r.rows_affected())
+        .map_err(Into::into)
 }

@@ -15,10 +15,13 @@ pub struct ChangeRow {
 }
 
 /// The newest sequence number (0 when the log is empty).
-pub async fn latest<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
+pub async fn latest<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM auth_changes")
         .fetch_one(ex)
         .await
+        .map_err(Into::into)
 }
 
 /// The first `limit` changes after `seq`, in order.
@@ -26,12 +29,13 @@ pub async fn after<'e>(
     ex: impl Executor<'e, Database = Any>,
     seq: i64,
     limit: i64,
-) -> Result<Vec<ChangeRow>, sqlx::Error> {
+) -> Result<Vec<ChangeRow>, crate::storage::Error> {
     sqlx::query_as("SELECT seq, kind, a, b FROM auth_changes WHERE seq > $1 ORDER BY seq LIMIT $2")
         .bind(seq)
         .bind(limit)
         .fetch_all(ex)
         .await
+        .map_err(Into::into)
 }
 
 /// Keeps the newest `keep` changes. An instance that had not read the
@@ -39,10 +43,11 @@ pub async fn after<'e>(
 pub async fn prune<'e>(
     ex: impl Executor<'e, Database = Any>,
     keep: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query("DELETE FROM auth_changes WHERE seq <= (SELECT MAX(seq) FROM auth_changes) - $1")
         .bind(keep)
         .execute(ex)
         .await
         .map(|_| ())
+        .map_err(Into::into)
 }

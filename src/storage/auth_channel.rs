@@ -15,7 +15,7 @@ pub const CHANNEL: &str = "tollgate_auth";
 pub struct Listener(PgListener);
 
 impl Listener {
-    pub async fn connect(db: &Db) -> Result<Self, sqlx::Error> {
+    pub async fn connect(db: &Db) -> Result<Self, crate::storage::Error> {
         let mut listener = PgListener::connect(db.url()).await?;
         listener.listen(CHANNEL).await?;
         Ok(Self(listener))
@@ -32,27 +32,28 @@ impl Listener {
 }
 
 /// Sends `payload` to every listener.
-pub async fn publish(pool: &AnyPool, payload: &str) -> Result<(), sqlx::Error> {
+pub async fn publish(pool: &AnyPool, payload: &str) -> Result<(), crate::storage::Error> {
     notify(pool, payload).await
 }
 
 async fn notify<'e>(
     ex: impl Executor<'e, Database = Any>,
     payload: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(payload)
         .execute(ex)
         .await
         .map(|_| ())
+        .map_err(Into::into)
 }
 
 /// Inside a transaction that changes token rights, after its changes: its
 /// id, and the end marker `inv <txid>` that the other instances
 /// acknowledge. Delivered at commit, after the triggers' `chg` messages of
 /// the same transaction (PostgreSQL delivers them in the order sent).
-pub async fn mark_change(tx: &mut Tx) -> Result<u64, sqlx::Error> {
+pub async fn mark_change(tx: &mut Tx) -> Result<u64, crate::storage::Error> {
     let txid: i64 = sqlx::query_scalar(
         "SELECT txid_current() FROM \
          (SELECT pg_notify($1, 'inv ' || txid_current()::text)) AS sent",

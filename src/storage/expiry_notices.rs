@@ -23,7 +23,7 @@ pub async fn due<'e>(
     now: i64,
     until: i64,
     lead: i64,
-) -> Result<Vec<DueNotice>, sqlx::Error> {
+) -> Result<Vec<DueNotice>, crate::storage::Error> {
     sqlx::query_as(
         "SELECT t.id AS token_id, t.name AS token_name, t.last4, t.expires_at, \
          w.name AS workspace_name, u.email AS owner_email, u.name AS owner_name \
@@ -40,6 +40,7 @@ pub async fn due<'e>(
     .bind(lead)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// Claims the notice of a token before it is sent; false when another
@@ -49,7 +50,7 @@ pub async fn claim<'e>(
     token_id: i64,
     expires_at: i64,
     now: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, crate::storage::Error> {
     sqlx::query(
         "INSERT INTO token_expiry_notices (token_id, expires_at, sent_at) VALUES ($1, $2, $3) \
          ON CONFLICT (token_id) DO NOTHING",
@@ -60,6 +61,7 @@ pub async fn claim<'e>(
     .execute(ex)
     .await
     .map(|r| r.rows_affected() == 1)
+    .map_err(Into::into)
 }
 
 /// Gives a claim back after the email could not be sent, so that a later
@@ -67,10 +69,11 @@ pub async fn claim<'e>(
 pub async fn release<'e>(
     ex: impl Executor<'e, Database = Any>,
     token_id: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query("DELETE FROM token_expiry_notices WHERE token_id = $1")
         .bind(token_id)
         .execute(ex)
         .await
         .map(|_| ())
+        .map_err(Into::into)
 }

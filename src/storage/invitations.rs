@@ -8,26 +8,22 @@
 
 use sqlx::{Any, Executor, FromRow};
 
-use crate::domain::Role;
+use crate::domain::{Role, WorkspaceId};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct InvitationRow {
     pub id: i64,
-    pub workspace_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub workspace_id: WorkspaceId,
     pub email: String,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub created_at: i64,
     pub expires_at: i64,
     pub accepted_at: Option<i64>,
     pub invited_by: Option<i64>,
     /// The inviter's email (empty when the account is gone).
     pub inviter_email: String,
-}
-
-impl InvitationRow {
-    pub fn role(&self) -> Role {
-        crate::storage::organizations::role_of(&self.role)
-    }
 }
 
 pub struct NewInvitation<'a> {
@@ -65,7 +61,7 @@ macro_rules! open_at {
 pub async fn insert<'e>(
     ex: impl Executor<'e, Database = Any>,
     inv: &NewInvitation<'_>,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar(
         "INSERT INTO invitations (workspace_id, email, role, code_digest, invited_by, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -78,14 +74,14 @@ pub async fn insert<'e>(
     .bind(inv.created_at)
     .bind(inv.expires_at)
     .fetch_one(ex)
-    .await
+    .await.map_err(Into::into)
 }
 
 pub async fn find_open_by_code<'e>(
     ex: impl Executor<'e, Database = Any>,
     code_digest: &str,
     now: i64,
-) -> Result<Option<InvitationRow>, sqlx::Error> {
+) -> Result<Option<InvitationRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -96,6 +92,7 @@ pub async fn find_open_by_code<'e>(
     .bind(now)
     .fetch_optional(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// Marks an invitation accepted if it is still open (checked again here,
@@ -104,7 +101,7 @@ pub async fn accept<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
     now: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, crate::storage::Error> {
     sqlx::query(concat!(
         "UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND EXISTS (SELECT 1 FROM invitations i WHERE i.id = $2 AND ",
         open_at!("$1"),
@@ -114,14 +111,14 @@ pub async fn accept<'e>(
     .bind(id)
     .execute(ex)
     .await
-    .map(|r| r.rows_affected() == 1)
+    .map(|r| r.rows_affected() == 1).map_err(Into::into)
 }
 
 pub async fn pending_for_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
     now: i64,
-) -> Result<Vec<InvitationRow>, sqlx::Error> {
+) -> Result<Vec<InvitationRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -133,6 +130,7 @@ pub async fn pending_for_workspace<'e>(
     .bind(now)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// One pending invitation of a workspace.
@@ -141,7 +139,7 @@ pub async fn find_pending<'e>(
     workspace_id: i64,
     id: i64,
     now: i64,
-) -> Result<Option<InvitationRow>, sqlx::Error> {
+) -> Result<Option<InvitationRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -153,6 +151,7 @@ pub async fn find_pending<'e>(
     .bind(now)
     .fetch_optional(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// Deletes an unaccepted invitation of a workspace; false when there was none.
@@ -160,7 +159,7 @@ pub async fn delete_pending<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
     id: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, crate::storage::Error> {
     sqlx::query(
         "DELETE FROM invitations WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL",
     )
@@ -169,4 +168,5 @@ pub async fn delete_pending<'e>(
     .execute(ex)
     .await
     .map(|r| r.rows_affected() == 1)
+    .map_err(Into::into)
 }

@@ -31,7 +31,7 @@ pub struct NewLeakReport<'a> {
 pub async fn insert<'e>(
     ex: impl Executor<'e, Database = Any>,
     r: &NewLeakReport<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query(
         "INSERT INTO leak_reports (workspace_id, user_id, token_id, token_name, last4, url, source, \
          reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -46,7 +46,7 @@ pub async fn insert<'e>(
     .bind(r.reported_at)
     .execute(ex)
     .await
-    .map(|_| ())
+    .map(|_| ()).map_err(Into::into)
 }
 
 macro_rules! select_report {
@@ -65,7 +65,7 @@ pub async fn for_user_since<'e>(
     user_id: i64,
     since: i64,
     limit: i64,
-) -> Result<Vec<LeakReportRow>, sqlx::Error> {
+) -> Result<Vec<LeakReportRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_report!(),
         " WHERE r.user_id = $1 AND r.reported_at >= $2 ORDER BY r.id DESC LIMIT $3"
@@ -75,6 +75,7 @@ pub async fn for_user_since<'e>(
     .bind(limit)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// A workspace's tokens reported since `since`, newest first.
@@ -83,7 +84,7 @@ pub async fn for_workspace_since<'e>(
     workspace_id: i64,
     since: i64,
     limit: i64,
-) -> Result<Vec<LeakReportRow>, sqlx::Error> {
+) -> Result<Vec<LeakReportRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_report!(),
         " WHERE r.workspace_id = $1 AND r.reported_at >= $2 ORDER BY r.id DESC LIMIT $3"
@@ -93,4 +94,5 @@ pub async fn for_workspace_since<'e>(
     .bind(limit)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }

@@ -28,7 +28,50 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
-pub type Tx = Transaction<'static, Any>;
+/// A transaction on either backend. Services hold one and pass it back to
+/// the functions here; they never run SQL on it themselves. Dropped without
+/// `commit`, it rolls back.
+pub struct Tx(Transaction<'static, Any>);
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), Error> {
+        Ok(self.0.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<(), Error> {
+        Ok(self.0.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+/// A database failure as the rest of the application sees it: it can ask
+/// whether a UNIQUE constraint refused a write, and otherwise only report it.
+/// Services never see sqlx's own error type.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Error(#[from] sqlx::Error);
+
+impl Error {
+    /// True when a UNIQUE constraint refused the write, on either backend.
+    pub fn is_unique_violation(&self) -> bool {
+        self.0
+            .as_database_error()
+            .is_some_and(|e| e.is_unique_violation())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -162,16 +205,14 @@ impl Db {
         self.sqlite_path.as_deref()
     }
 
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.pool.begin().await
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        Ok(Tx(self.pool.begin().await?))
     }
 
     /// A cheap round trip, for the readiness probe.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     pub async fn close(&self) {
@@ -183,7 +224,7 @@ impl Db {
     /// the WAL, so the file on disk is complete on its own (a backup that
     /// copies only `tollgate.db` gets everything). Waits for connections in
     /// use to be returned.
-    pub async fn shutdown(&self) -> Result<(), sqlx::Error> {
+    pub async fn shutdown(&self) -> Result<(), Error> {
         if self.backend == Backend::Sqlite {
             // (busy, WAL frames, frames checkpointed); busy = 1 means a
             // reader held the WAL and the checkpoint stayed partial.
@@ -235,12 +276,6 @@ pub fn url_with_database(url: &str, name: &str) -> String {
         Some(q) => format!("{base}/{name}?{q}"),
         None => format!("{base}/{name}"),
     }
-}
-
-/// True when the error is a UNIQUE constraint violation on either backend.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
 }
 
 #[cfg(test)]

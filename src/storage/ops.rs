@@ -24,14 +24,14 @@ pub struct MigrationState {
 impl Db {
     /// One plain connection attempt, without the pool's retries, so that an
     /// unreachable server is reported at once with its reason.
-    pub async fn probe(url: &str) -> Result<(), sqlx::Error> {
+    pub async fn probe(url: &str) -> Result<(), crate::storage::Error> {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
-        sqlx::AnyConnection::connect(url).await?.close().await
+        Ok(sqlx::AnyConnection::connect(url).await?.close().await?)
     }
 
     /// Reads `_sqlx_migrations` (absent on a database never migrated).
-    pub async fn migration_state(&self) -> Result<MigrationState, sqlx::Error> {
+    pub async fn migration_state(&self) -> Result<MigrationState, crate::storage::Error> {
         let migrator: &Migrator = self.migrator();
         let table_exists = match self.backend() {
             Backend::Sqlite => {
@@ -81,11 +81,11 @@ impl Db {
     /// Writes a consistent copy of the SQLite database to `target` with
     /// `VACUUM INTO`: one read transaction, so the copy is the database as
     /// of one commit, while the server goes on reading and writing (WAL).
-    pub async fn vacuum_into(&self, target: &std::path::Path) -> Result<(), sqlx::Error> {
+    pub async fn vacuum_into(&self, target: &std::path::Path) -> Result<(), crate::storage::Error> {
         sqlx::query("VACUUM INTO $1")
             .bind(target.to_string_lossy().into_owned())
             .execute(self.pool())
-            .await
-            .map(|_| ())
+            .await?;
+        Ok(())
     }
 }

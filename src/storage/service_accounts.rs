@@ -5,27 +5,23 @@
 
 use sqlx::{Any, Executor, FromRow};
 
-use crate::domain::Role;
-use crate::storage::organizations::role_of;
+use crate::domain::{Role, UserId, WorkspaceId};
 
 /// A service account as its pages show it.
 #[derive(Debug, Clone, FromRow)]
 pub struct ServiceAccountRow {
-    pub id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: UserId,
     pub name: String,
-    pub workspace_id: i64,
-    pub role: String,
+    #[sqlx(try_from = "i64")]
+    pub workspace_id: WorkspaceId,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     /// The email of the Admin who created it, while that account exists.
     pub created_by: Option<String>,
     pub created_at: i64,
     /// Its tokens, live or expired.
     pub tokens: i64,
-}
-
-impl ServiceAccountRow {
-    pub fn role(&self) -> Role {
-        role_of(&self.role)
-    }
 }
 
 macro_rules! select_row {
@@ -47,7 +43,7 @@ pub async fn insert<'e>(
     name: &str,
     created_by: i64,
     now: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar(
         "INSERT INTO users (email, name, password_hash, kind, created_by, created_at) \
          VALUES ($1, $2, '', 'service_account', $3, $4) RETURNING id",
@@ -58,13 +54,14 @@ pub async fn insert<'e>(
     .bind(now)
     .fetch_one(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// The service accounts of a workspace, by name.
 pub async fn list_in_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
-) -> Result<Vec<ServiceAccountRow>, sqlx::Error> {
+) -> Result<Vec<ServiceAccountRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " AND m.workspace_id = $1 ORDER BY u.name, u.id"
@@ -72,13 +69,14 @@ pub async fn list_in_workspace<'e>(
     .bind(workspace_id)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 pub async fn find_in_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
     id: i64,
-) -> Result<Option<ServiceAccountRow>, sqlx::Error> {
+) -> Result<Option<ServiceAccountRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " AND m.workspace_id = $1 AND u.id = $2"
@@ -87,6 +85,7 @@ pub async fn find_in_workspace<'e>(
     .bind(id)
     .fetch_optional(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// True when the workspace already has a service account of this name.
@@ -94,7 +93,7 @@ pub async fn name_taken<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
     name: &str,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, crate::storage::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM users u JOIN memberships m ON m.user_id = u.id \
          WHERE u.kind = 'service_account' AND m.workspace_id = $1 AND u.name = $2",
@@ -111,10 +110,11 @@ pub async fn name_taken<'e>(
 pub async fn delete<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, crate::storage::Error> {
     sqlx::query("DELETE FROM users WHERE id = $1 AND kind = 'service_account'")
         .bind(id)
         .execute(ex)
         .await
         .map(|r| r.rows_affected())
+        .map_err(Into::into)
 }

@@ -16,7 +16,7 @@ struct PolicyRow {
 pub async fn get<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
-) -> Result<TokenPolicy, sqlx::Error> {
+) -> Result<TokenPolicy, crate::storage::Error> {
     let row: Option<PolicyRow> = sqlx::query_as(
         "SELECT max_lifetime_days, require_expiry FROM token_policies WHERE workspace_id = $1",
     )
@@ -33,7 +33,7 @@ pub async fn upsert<'e>(
     workspace_id: i64,
     policy: TokenPolicy,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query(
         "INSERT INTO token_policies (workspace_id, max_lifetime_days, require_expiry, updated_at) \
          VALUES ($1, $2, $3, $4) \
@@ -47,6 +47,7 @@ pub async fn upsert<'e>(
     .execute(ex)
     .await
     .map(|_| ())
+    .map_err(Into::into)
 }
 
 /// The condition on token `t` for "outside the policy": no expiry where one
@@ -64,7 +65,7 @@ pub async fn tokens_outside<'e>(
     workspace_id: i64,
     policy: TokenPolicy,
     now: i64,
-) -> Result<Vec<TokenRow>, sqlx::Error> {
+) -> Result<Vec<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         "SELECT t.id, t.user_id, u.email AS owner_email, u.kind AS owner_kind, u.name AS owner_name, \
          t.workspace_id, w.name AS workspace_name, \
@@ -81,7 +82,7 @@ pub async fn tokens_outside<'e>(
     .bind(policy.max_lifetime_days())
     .bind(now)
     .fetch_all(ex)
-    .await
+    .await.map_err(Into::into)
 }
 
 /// Deletes the workspace's live tokens outside `policy`; returns the
@@ -91,7 +92,7 @@ pub async fn delete_tokens_outside<'e>(
     workspace_id: i64,
     policy: TokenPolicy,
     now: i64,
-) -> Result<Vec<(i64, String)>, sqlx::Error> {
+) -> Result<Vec<(i64, String)>, crate::storage::Error> {
     sqlx::query_as(concat!(
         "DELETE FROM personal_access_tokens WHERE id IN \
          (SELECT t.id FROM personal_access_tokens t WHERE t.workspace_id = $1 \
@@ -105,4 +106,5 @@ pub async fn delete_tokens_outside<'e>(
     .bind(now)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }

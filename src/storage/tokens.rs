@@ -3,22 +3,25 @@
 
 use sqlx::{Any, Executor, FromRow};
 
-use crate::domain::{AccountKind, Scope};
-use crate::storage::organizations::role_of;
+use crate::domain::{AccountKind, Role, Scope, TokenId, UserId, WorkspaceId};
 
 /// Token metadata, as lists and the API show it.
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
-    pub id: i64,
-    pub user_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: TokenId,
+    #[sqlx(try_from = "i64")]
+    pub user_id: UserId,
     pub owner_email: String,
-    /// `member` or `service_account`.
-    pub owner_kind: String,
+    #[sqlx(try_from = "String")]
+    pub owner_kind: AccountKind,
     pub owner_name: String,
-    pub workspace_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub workspace_id: WorkspaceId,
     pub workspace_name: String,
     pub name: String,
-    pub scope: String,
+    #[sqlx(try_from = "String")]
+    pub scope: Scope,
     pub last4: String,
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -26,18 +29,10 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
-    pub fn scope(&self) -> Scope {
-        role_of(&self.scope)
-    }
-
-    pub fn owner_kind(&self) -> AccountKind {
-        AccountKind::from_stored(&self.owner_kind)
-    }
-
     /// Who holds the token, as people read it: a member's email, or a
     /// service account's name (it has no email).
     pub fn owner_label(&self) -> String {
-        match self.owner_kind() {
+        match self.owner_kind {
             AccountKind::Member => self.owner_email.clone(),
             AccountKind::ServiceAccount => format!("service account {}", self.owner_name),
         }
@@ -49,20 +44,39 @@ impl TokenRow {
 /// (`None` when the owner is no longer a member).
 #[derive(Debug, Clone, FromRow)]
 pub struct AuthRow {
-    pub token_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub token_id: TokenId,
     pub token_name: String,
-    pub scope: String,
+    #[sqlx(try_from = "String")]
+    pub scope: Scope,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
-    pub user_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub user_id: UserId,
     pub email: String,
     pub user_name: String,
-    /// `member` or `service_account`.
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: AccountKind,
     pub disabled_at: Option<i64>,
-    pub workspace_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub workspace_id: WorkspaceId,
     pub workspace_name: String,
-    pub role: Option<String>,
+    #[sqlx(try_from = "Option<String>")]
+    pub role: RoleIfMember,
+}
+
+/// The owner's role in the token's workspace, `None` when the owner is no
+/// longer a member. Like every role column, a value that is not a role is an
+/// error when the row is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleIfMember(pub Option<Role>);
+
+impl TryFrom<Option<String>> for RoleIfMember {
+    type Error = crate::domain::ValidationError;
+
+    fn try_from(stored: Option<String>) -> Result<Self, Self::Error> {
+        stored.map(Role::try_from).transpose().map(RoleIfMember)
+    }
 }
 
 pub struct NewToken<'a> {
@@ -89,7 +103,7 @@ macro_rules! select_row {
 pub async fn insert<'e>(
     ex: impl Executor<'e, Database = Any>,
     token: &NewToken<'_>,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar(
         "INSERT INTO personal_access_tokens \
          (user_id, workspace_id, name, scope, digest, last4, created_at, expires_at) \
@@ -105,6 +119,7 @@ pub async fn insert<'e>(
     .bind(token.expires_at)
     .fetch_one(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// Live tokens (not expired at `now`) of a user.
@@ -112,7 +127,7 @@ pub async fn count_live<'e>(
     ex: impl Executor<'e, Database = Any>,
     user_id: i64,
     now: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM personal_access_tokens \
          WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
@@ -121,6 +136,7 @@ pub async fn count_live<'e>(
     .bind(now)
     .fetch_one(ex)
     .await
+    .map_err(Into::into)
 }
 
 pub async fn live_name_taken<'e>(
@@ -128,7 +144,7 @@ pub async fn live_name_taken<'e>(
     user_id: i64,
     name: &str,
     now: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, crate::storage::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM personal_access_tokens \
          WHERE user_id = $1 AND name = $2 AND (expires_at IS NULL OR expires_at > $3)",
@@ -145,7 +161,7 @@ pub async fn live_name_taken<'e>(
 pub async fn list_for_user<'e>(
     ex: impl Executor<'e, Database = Any>,
     user_id: i64,
-) -> Result<Vec<TokenRow>, sqlx::Error> {
+) -> Result<Vec<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " WHERE t.user_id = $1 ORDER BY t.id DESC"
@@ -153,6 +169,7 @@ pub async fn list_for_user<'e>(
     .bind(user_id)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// One page of a user's tokens in every workspace, by ascending id after `after`.
@@ -161,7 +178,7 @@ pub async fn page_for_user<'e>(
     user_id: i64,
     after: i64,
     limit: i64,
-) -> Result<Vec<TokenRow>, sqlx::Error> {
+) -> Result<Vec<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " WHERE t.user_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"
@@ -171,6 +188,7 @@ pub async fn page_for_user<'e>(
     .bind(limit)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// One page of a member's tokens in one workspace, by ascending id after `after`.
@@ -180,7 +198,7 @@ pub async fn page_for_member<'e>(
     workspace_id: i64,
     after: i64,
     limit: i64,
-) -> Result<Vec<TokenRow>, sqlx::Error> {
+) -> Result<Vec<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " WHERE t.user_id = $1 AND t.workspace_id = $2 AND t.id > $3 ORDER BY t.id LIMIT $4"
@@ -191,6 +209,7 @@ pub async fn page_for_member<'e>(
     .bind(limit)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// One page of a workspace's tokens, by ascending id after `after`.
@@ -199,7 +218,7 @@ pub async fn page_for_workspace<'e>(
     workspace_id: i64,
     after: i64,
     limit: i64,
-) -> Result<Vec<TokenRow>, sqlx::Error> {
+) -> Result<Vec<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " WHERE t.workspace_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3"
@@ -209,13 +228,14 @@ pub async fn page_for_workspace<'e>(
     .bind(limit)
     .fetch_all(ex)
     .await
+    .map_err(Into::into)
 }
 
 pub async fn find_for_user<'e>(
     ex: impl Executor<'e, Database = Any>,
     user_id: i64,
     id: i64,
-) -> Result<Option<TokenRow>, sqlx::Error> {
+) -> Result<Option<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " WHERE t.user_id = $1 AND t.id = $2"
@@ -224,13 +244,14 @@ pub async fn find_for_user<'e>(
     .bind(id)
     .fetch_optional(ex)
     .await
+    .map_err(Into::into)
 }
 
 pub async fn find_in_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
     id: i64,
-) -> Result<Option<TokenRow>, sqlx::Error> {
+) -> Result<Option<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         select_row!(),
         " WHERE t.workspace_id = $1 AND t.id = $2"
@@ -239,16 +260,18 @@ pub async fn find_in_workspace<'e>(
     .bind(id)
     .fetch_optional(ex)
     .await
+    .map_err(Into::into)
 }
 
 pub async fn count_for_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM personal_access_tokens WHERE workspace_id = $1")
         .bind(workspace_id)
         .fetch_one(ex)
         .await
+        .map_err(Into::into)
 }
 
 /// How many tokens one member holds in one workspace.
@@ -256,7 +279,7 @@ pub async fn count_for_member_in_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
     user_id: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM personal_access_tokens WHERE workspace_id = $1 AND user_id = $2",
     )
@@ -264,39 +287,43 @@ pub async fn count_for_member_in_workspace<'e>(
     .bind(user_id)
     .fetch_one(ex)
     .await
+    .map_err(Into::into)
 }
 
 pub async fn delete<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, crate::storage::Error> {
     sqlx::query("DELETE FROM personal_access_tokens WHERE id = $1")
         .bind(id)
         .execute(ex)
         .await
         .map(|r| r.rows_affected())
+        .map_err(Into::into)
 }
 
 /// Deletes every token of a user; returns the (id, name) of each.
 pub async fn delete_all_for_user<'e>(
     ex: impl Executor<'e, Database = Any>,
     user_id: i64,
-) -> Result<Vec<(i64, String)>, sqlx::Error> {
+) -> Result<Vec<(i64, String)>, crate::storage::Error> {
     sqlx::query_as("DELETE FROM personal_access_tokens WHERE user_id = $1 RETURNING id, name")
         .bind(user_id)
         .fetch_all(ex)
         .await
+        .map_err(Into::into)
 }
 
 /// Deletes every token of a workspace; returns the (id, name) of each.
 pub async fn delete_all_in_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
-) -> Result<Vec<(i64, String)>, sqlx::Error> {
+) -> Result<Vec<(i64, String)>, crate::storage::Error> {
     sqlx::query_as("DELETE FROM personal_access_tokens WHERE workspace_id = $1 RETURNING id, name")
         .bind(workspace_id)
         .fetch_all(ex)
         .await
+        .map_err(Into::into)
 }
 
 /// Deletes one member's tokens in one workspace; returns the (id, name) of each.
@@ -304,19 +331,19 @@ pub async fn delete_member_tokens_in_workspace<'e>(
     ex: impl Executor<'e, Database = Any>,
     workspace_id: i64,
     user_id: i64,
-) -> Result<Vec<(i64, String)>, sqlx::Error> {
+) -> Result<Vec<(i64, String)>, crate::storage::Error> {
     sqlx::query_as("DELETE FROM personal_access_tokens WHERE workspace_id = $1 AND user_id = $2 RETURNING id, name")
         .bind(workspace_id)
         .bind(user_id)
         .fetch_all(ex)
-        .await
+        .await.map_err(Into::into)
 }
 
 /// The single query behind token authentication (on a cache miss).
 pub async fn find_auth_by_digest<'e>(
     ex: impl Executor<'e, Database = Any>,
     digest: &str,
-) -> Result<Option<AuthRow>, sqlx::Error> {
+) -> Result<Option<AuthRow>, crate::storage::Error> {
     sqlx::query_as(
         "SELECT t.id AS token_id, t.name AS token_name, t.scope, t.expires_at, t.last_used_at, \
          u.id AS user_id, u.email, u.name AS user_name, u.kind, u.disabled_at, \
@@ -330,6 +357,7 @@ pub async fn find_auth_by_digest<'e>(
     .bind(digest)
     .fetch_optional(ex)
     .await
+    .map_err(Into::into)
 }
 
 /// Gives a token a new secret, keeping everything else, but only while it
@@ -341,7 +369,7 @@ pub async fn replace_secret<'e>(
     old_digest: &str,
     digest: &str,
     last4: &str,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, crate::storage::Error> {
     sqlx::query(
         "UPDATE personal_access_tokens SET digest = $1, last4 = $2 WHERE id = $3 AND digest = $4",
     )
@@ -352,12 +380,16 @@ pub async fn replace_secret<'e>(
     .execute(ex)
     .await
     .map(|r| r.rows_affected())
+    .map_err(Into::into)
 }
 
 /// Records uses to the minute, all in one transaction (one commit, so other
 /// instances' change probes wake once); never moves a time backwards. The
 /// column is left out of the token-change triggers, so this clears no cache.
-pub async fn touch_last_used(pool: &sqlx::AnyPool, uses: &[(i64, i64)]) -> Result<(), sqlx::Error> {
+pub async fn touch_last_used(
+    pool: &sqlx::AnyPool,
+    uses: &[(i64, i64)],
+) -> Result<(), crate::storage::Error> {
     if uses.is_empty() {
         return Ok(());
     }
@@ -372,7 +404,7 @@ pub async fn touch_last_used(pool: &sqlx::AnyPool, uses: &[(i64, i64)]) -> Resul
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await
+    tx.commit().await.map_err(Into::into)
 }
 
 /// The token with this digest, if it exists (for leak reports, which come
@@ -380,9 +412,10 @@ pub async fn touch_last_used(pool: &sqlx::AnyPool, uses: &[(i64, i64)]) -> Resul
 pub async fn find_by_digest<'e>(
     ex: impl Executor<'e, Database = Any>,
     digest: &str,
-) -> Result<Option<TokenRow>, sqlx::Error> {
+) -> Result<Option<TokenRow>, crate::storage::Error> {
     sqlx::query_as(concat!(select_row!(), " WHERE t.digest = $1"))
         .bind(digest)
         .fetch_optional(ex)
         .await
+        .map_err(Into::into)
 }

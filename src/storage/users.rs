@@ -2,16 +2,19 @@
 
 use sqlx::{Any, Executor, FromRow};
 
+use crate::domain::{AccountKind, UserId};
+
 #[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
-    pub id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: UserId,
     pub email: String,
     pub name: String,
     pub password_hash: String,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
-    /// `member` or `service_account` (see `domain::AccountKind`).
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: AccountKind,
 }
 
 macro_rules! columns {
@@ -20,10 +23,13 @@ macro_rules! columns {
     };
 }
 
-pub async fn count<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
+pub async fn count<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(ex)
         .await
+        .map_err(Into::into)
 }
 
 pub async fn insert<'e>(
@@ -32,14 +38,14 @@ pub async fn insert<'e>(
     name: &str,
     password_hash: &str,
     now: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, crate::storage::Error> {
     sqlx::query_scalar("INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
         .bind(email)
         .bind(name)
         .bind(password_hash)
         .bind(now)
         .fetch_one(ex)
-        .await
+        .await.map_err(Into::into)
 }
 
 /// A member by email; service accounts have no sign-in email and are never
@@ -47,7 +53,7 @@ pub async fn insert<'e>(
 pub async fn find_by_email<'e>(
     ex: impl Executor<'e, Database = Any>,
     email: &str,
-) -> Result<Option<UserRow>, sqlx::Error> {
+) -> Result<Option<UserRow>, crate::storage::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -56,42 +62,46 @@ pub async fn find_by_email<'e>(
     .bind(email)
     .fetch_optional(ex)
     .await
+    .map_err(Into::into)
 }
 
 pub async fn find_by_id<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
-) -> Result<Option<UserRow>, sqlx::Error> {
+) -> Result<Option<UserRow>, crate::storage::Error> {
     sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(ex)
         .await
+        .map_err(Into::into)
 }
 
 pub async fn update_password<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
     password_hash: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::Error> {
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(password_hash)
         .bind(id)
         .execute(ex)
         .await
         .map(|_| ())
+        .map_err(Into::into)
 }
 
 pub async fn set_disabled<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
     disabled_at: Option<i64>,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, crate::storage::Error> {
     sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
         .bind(disabled_at)
         .bind(id)
         .execute(ex)
         .await
         .map(|r| r.rows_affected())
+        .map_err(Into::into)
 }
 
 /// Takes the write lock for one user's tokens inside a transaction.
@@ -104,10 +114,11 @@ pub async fn set_disabled<'e>(
 pub async fn lock_tokens<'e>(
     ex: impl Executor<'e, Database = Any>,
     id: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, crate::storage::Error> {
     sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = $1")
         .bind(id)
         .execute(ex)
         .await
         .map(|r| r.rows_affected() == 1)
+        .map_err(Into::into)
 }

@@ -124,20 +124,20 @@ async fn members_page(
             .items
             .iter()
             .map(|m| MemberView {
-                user_id: m.user_id,
+                user_id: m.user_id.0,
                 name: m.name.clone(),
                 email: m.email.clone(),
-                role: m.role().label(),
+                role: m.role.label(),
                 disabled: m.disabled_at.is_some(),
                 joined: format_time(m.joined_at),
-                is_self: m.user_id == user.id.0,
+                is_self: m.user_id == user.id,
             })
             .collect(),
         invitations: invitations
             .iter()
             .map(|i| InvitationView {
                 email: i.email.clone(),
-                role: i.role().label(),
+                role: i.role.label(),
                 expires: format_time(i.expires_at),
                 inviter: i.inviter_email.clone(),
                 cancel_url: format!(
@@ -490,8 +490,8 @@ async fn workspace_tokens_page(
     let mut owners: Vec<(i64, String)> = page
         .items
         .iter()
-        .filter(|t| t.owner_kind() == AccountKind::Member)
-        .map(|t| (t.user_id, t.owner_email.clone()))
+        .filter(|t| t.owner_kind == AccountKind::Member)
+        .map(|t| (t.user_id.0, t.owner_email.clone()))
         .collect();
     owners.sort_by(|a, b| a.1.cmp(&b.1));
     owners.dedup();

@@ -106,11 +106,11 @@ async fn list_page(
             .iter()
             .map(|a| AccountView {
                 name: a.name.clone(),
-                role: a.role().label(),
+                role: a.role.label(),
                 tokens: a.tokens,
                 created_by: created_by(a),
                 created: format_time(a.created_at),
-                url: account_url(&ws, a.id, ""),
+                url: account_url(&ws, a.id.0, ""),
             })
             .collect(),
         name: typed.0.to_owned(),
@@ -171,7 +171,7 @@ pub async fn create(
                     account.name
                 ),
             )?;
-            return Ok(see_other(&account_url(&ws, account.id, "")));
+            return Ok(see_other(&account_url(&ws, account.id.0, "")));
         }
         Err(ServiceError::Invalid { field, message }) => {
             (StatusCode::UNPROCESSABLE_ENTITY, (field, message))
@@ -239,7 +239,7 @@ async fn account_page(
     let ServiceAccountDetail { account, tokens } =
         app.service_account(actor, ws.workspace_id, id).await?;
     let now = app.now();
-    let role = account.role();
+    let role = account.role;
     let scope = typed
         .scope
         .clone()
@@ -253,12 +253,12 @@ async fn account_page(
         Some((field, message)) => (field, Some(message)),
         None => ("", None),
     };
-    let base = urls::service_account(account.id, "");
+    let base = urls::service_account(account.id.0, "");
     let views: Vec<TokenView> = tokens
         .iter()
         .map(|t| {
             let mut view = TokenView::new(t, now);
-            view.delete_url = account_url(&ws, account.id, &format!("/tokens/{}/delete", t.id));
+            view.delete_url = account_url(&ws, account.id.0, &format!("/tokens/{}/delete", t.id));
             view
         })
         .collect();
@@ -301,7 +301,7 @@ async fn account_page(
             tokens: account.tokens,
             created_by: created_by(&account),
             created: format_time(account.created_at),
-            url: account_url(&ws, account.id, ""),
+            url: account_url(&ws, account.id.0, ""),
         },
         base,
         workspace: ws,

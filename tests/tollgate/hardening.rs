@@ -604,3 +604,56 @@ async fn a_sign_in_flood_does_not_take_memory_that_stays() {
     );
     assert!(rss <= 100, "RSS {rss} MiB after 200 failed sign-ins");
 }
+
+/// Writes `role` into `email`'s membership past the schema's CHECK
+/// constraint, as an operator could after dropping it by hand.
+async fn corrupt_role(app: &TestApp, email: &str, role: &str) {
+    let user = app.user_id(email).await;
+    let mut conn = app.db().pool().acquire().await.unwrap();
+    let unchecked = match app.db().backend() {
+        tollgate::storage::Backend::Sqlite => "PRAGMA ignore_check_constraints = ON",
+        tollgate::storage::Backend::Postgres => {
+            "ALTER TABLE memberships DROP CONSTRAINT IF EXISTS memberships_role_check"
+        }
+    };
+    sqlx::query(unchecked).execute(&mut *conn).await.unwrap();
+    sqlx::query("UPDATE memberships SET role = $1 WHERE user_id = $2")
+        .bind(role)
+        .bind(user)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    if app.db().backend() == tollgate::storage::Backend::Sqlite {
+        sqlx::query("PRAGMA ignore_check_constraints = OFF")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}
+
+each_backend! {
+    async fn a_role_edited_into_nonsense_is_an_error_not_a_lesser_role(app) {
+        let (_, token) = app.token_for(ADMIN, "ops", "admin").await;
+        let browser = app.signed_in(ADMIN).await;
+        assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(&token))).await.status, StatusCode::OK);
+
+        corrupt_role(&app, ADMIN, "owner").await;
+
+        // Neither the API nor the pages guess a role: no 200 as Read-Only,
+        // no 403 "owner is Read-Only", but a server error that says so in
+        // the log, on every path that reads the membership.
+        let me = api(&app, Method::GET, "/api/v1/me", Some(&bearer(&token))).await;
+        assert_eq!(me.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", me.body);
+        assert_eq!(me.json()["error"]["code"], "internal_error", "{}", me.body);
+        assert!(!me.body.contains("owner"), "the stored value stays out of the answer: {}", me.body);
+        let page = browser.get("/profile").await;
+        assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let members = api(&app, Method::GET, "/api/v1/members", Some(&bearer(&token))).await;
+        assert_eq!(members.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", members.body);
+
+        // Put right, everything works again.
+        corrupt_role(&app, ADMIN, "admin").await;
+        assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(&token))).await.status, StatusCode::OK);
+        assert_eq!(browser.get("/profile").await.status, StatusCode::OK);
+    }
+}

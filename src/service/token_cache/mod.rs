@@ -201,7 +201,7 @@ impl TokenCache {
         db: &Db,
         token: &PlainToken,
         now: i64,
-    ) -> Result<Result<Principal, AuthFailure>, sqlx::Error> {
+    ) -> Result<Result<Principal, AuthFailure>, storage::Error> {
         let digest = token.digest();
         let usable = self.usable(db).await?;
         let cached = if usable {
@@ -238,14 +238,14 @@ impl TokenCache {
         let verdict = judge(&entry.row, &digest, now);
         if verdict.is_ok() {
             self.last_used
-                .record(&entry.last_used, entry.row.token_id, now);
+                .record(&entry.last_used, entry.row.token_id.0, now);
         }
         Ok(verdict)
     }
 
     /// Whether the cache may answer now; on SQLite, first catches up with
     /// other processes' commits.
-    async fn usable(&self, db: &Db) -> Result<bool, sqlx::Error> {
+    async fn usable(&self, db: &Db) -> Result<bool, storage::Error> {
         match self.backend {
             Backend::Postgres => Ok(self.protocol.trusted()),
             Backend::Sqlite => {
@@ -269,7 +269,7 @@ impl TokenCache {
     /// SQLite: evicts what the change-log rows not read yet concern (or
     /// everything, when they can not all be read). Returns the sequence
     /// number read up to.
-    async fn catch_up(&self, db: &Db) -> Result<i64, sqlx::Error> {
+    async fn catch_up(&self, db: &Db) -> Result<i64, storage::Error> {
         let seen = *self.log_seen.lock().unwrap_or_else(|p| p.into_inner());
         let reading = match seen {
             Some(seen) => {
@@ -314,7 +314,7 @@ impl TokenCache {
 
     /// Writes the coalesced "last used" times. Runs in the background and
     /// at shutdown; at most one write per token per minute.
-    pub async fn flush_last_used(&self, db: &Db) -> Result<usize, sqlx::Error> {
+    pub async fn flush_last_used(&self, db: &Db) -> Result<usize, storage::Error> {
         let pending = self.last_used.take();
         storage::tokens::touch_last_used(db.pool(), &pending).await?;
         Ok(pending.len())
@@ -323,7 +323,7 @@ impl TokenCache {
     /// Inside a transaction that changes token rights, last before its
     /// commit: on PostgreSQL, the end marker that goes out to every instance
     /// after the triggers' notifications; on SQLite, pruning the change log.
-    pub async fn announce_change(&self, tx: &mut Tx) -> Result<ChangeTicket, sqlx::Error> {
+    pub async fn announce_change(&self, tx: &mut Tx) -> Result<ChangeTicket, storage::Error> {
         if self.backend != Backend::Postgres {
             storage::auth_changes::prune(&mut **tx, LOG_KEPT).await?;
             return Ok(ChangeTicket { wait: None });

@@ -57,26 +57,26 @@ struct Index {
 
 impl Index {
     fn add(&mut self, row: &AuthRow, digest: &TokenDigest) {
-        let digests = self.by_token.entry(row.token_id).or_default();
+        let digests = self.by_token.entry(row.token_id.0).or_default();
         let known = digests.iter().any(|i| {
-            i.digest == *digest && i.user == row.user_id && i.workspace == row.workspace_id
+            i.digest == *digest && i.user == row.user_id.0 && i.workspace == row.workspace_id.0
         });
         if !known {
             digests.push(Indexed {
                 digest: digest.clone(),
-                user: row.user_id,
-                workspace: row.workspace_id,
+                user: row.user_id.0,
+                workspace: row.workspace_id.0,
             });
             self.len += 1;
         }
         self.by_user
-            .entry(row.user_id)
+            .entry(row.user_id.0)
             .or_default()
-            .insert(row.token_id);
+            .insert(row.token_id.0);
         self.by_workspace
-            .entry(row.workspace_id)
+            .entry(row.workspace_id.0)
             .or_default()
-            .insert(row.token_id);
+            .insert(row.token_id.0);
     }
 
     /// Removes and returns the digests of `token` that `pick` selects.
@@ -274,6 +274,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{TokenId, UserId, WorkspaceId};
     use crate::service::token_cache::verdict::row;
 
     fn digest(n: u32) -> TokenDigest {
@@ -283,9 +284,9 @@ mod tests {
     /// Token `n`'s entry, owned by `user` in `workspace`.
     fn entry(n: u32, user: i64, workspace: i64) -> Arc<Entry> {
         let mut r = row(Some("read-write"), "read-write");
-        r.token_id = i64::from(n);
-        r.user_id = user;
-        r.workspace_id = workspace;
+        r.token_id = TokenId(i64::from(n));
+        r.user_id = UserId(user);
+        r.workspace_id = WorkspaceId(workspace);
         Arc::new(Entry::new(r))
     }
 

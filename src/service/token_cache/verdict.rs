@@ -3,7 +3,6 @@
 //! fresh one, and expiry is checked against `now` at every request.
 
 use crate::domain::{AccountKind, Role, Scope, TokenDigest, TokenId, UserId, WorkspaceId};
-use crate::storage::organizations::role_of;
 use crate::storage::tokens::AuthRow;
 
 /// The caller of an API request, as its token and owner are *now*.
@@ -44,7 +43,7 @@ impl std::fmt::Debug for Principal {
 impl Principal {
     /// What the token may do: the lower of its scope and its owner's role.
     pub fn effective(&self) -> Role {
-        self.scope.min(self.role)
+        self.scope.cap(self.role)
     }
 }
 
@@ -71,27 +70,23 @@ pub fn judge(row: &AuthRow, digest: &TokenDigest, now: i64) -> Result<Principal,
     if row.disabled_at.is_some() {
         return Err(AuthFailure::OwnerDisabled);
     }
-    let role = row
-        .role
-        .as_deref()
-        .map(role_of)
-        .ok_or(AuthFailure::NotAMember)?;
-    let kind = AccountKind::from_stored(&row.kind);
+    let role = row.role.0.ok_or(AuthFailure::NotAMember)?;
+    let kind = row.kind;
     // A Read-Only service account is an account made to read: its tokens
     // work within that role. Read-Only *members* can not use tokens.
     if kind == AccountKind::Member && !role.may_use_tokens() {
         return Err(AuthFailure::OwnerReadOnly);
     }
     Ok(Principal {
-        token_id: TokenId(row.token_id),
+        token_id: row.token_id,
         token_name: row.token_name.clone(),
-        scope: role_of(&row.scope),
+        scope: row.scope,
         expires_at: row.expires_at,
-        user_id: UserId(row.user_id),
+        user_id: row.user_id,
         email: row.email.clone(),
         user_name: row.user_name.clone(),
         kind,
-        workspace_id: WorkspaceId(row.workspace_id),
+        workspace_id: row.workspace_id,
         workspace_name: row.workspace_name.clone(),
         role,
         digest: digest.clone(),
@@ -99,21 +94,24 @@ pub fn judge(row: &AuthRow, digest: &TokenDigest, now: i64) -> Result<Principal,
 }
 
 #[cfg(test)]
+use crate::storage::tokens::RoleIfMember;
+
+#[cfg(test)]
 pub(crate) fn row(role: Option<&str>, scope: &str) -> AuthRow {
     AuthRow {
-        token_id: 7,
+        token_id: TokenId(7),
         token_name: "ci".to_owned(),
-        scope: scope.to_owned(),
+        scope: Scope::try_from(scope.to_owned()).expect("a stored scope"),
         expires_at: None,
         last_used_at: None,
-        user_id: 3,
+        user_id: UserId(3),
         email: "w@example.com".to_owned(),
         user_name: "W".to_owned(),
-        kind: "member".to_owned(),
+        kind: AccountKind::Member,
         disabled_at: None,
-        workspace_id: 1,
+        workspace_id: WorkspaceId(1),
         workspace_name: "Default".to_owned(),
-        role: role.map(str::to_owned),
+        role: RoleIfMember::try_from(role.map(str::to_owned)).expect("a stored role"),
     }
 }
 
@@ -160,40 +158,40 @@ mod tests {
             ),
             (
                 "owner left the workspace",
-                Box::new(|r| r.role = None),
+                Box::new(|r| r.role = RoleIfMember(None)),
                 Err(AuthFailure::NotAMember),
             ),
             (
                 "owner now Read-Only",
-                Box::new(|r| r.role = Some("read-only".into())),
+                Box::new(|r| r.role = RoleIfMember(Some(Role::ReadOnly))),
                 Err(AuthFailure::OwnerReadOnly),
             ),
             (
                 "Admin token of a Read-Write owner acts as Read-Write",
-                Box::new(|r| r.scope = "admin".into()),
+                Box::new(|r| r.scope = Scope::ADMIN),
                 Ok(Role::ReadWrite),
             ),
             (
                 "Read-Only token of an Admin",
                 Box::new(|r| {
-                    r.scope = "read-only".into();
-                    r.role = Some("admin".into());
+                    r.scope = Scope::READ_ONLY;
+                    r.role = RoleIfMember(Some(Role::Admin));
                 }),
                 Ok(Role::ReadOnly),
             ),
             (
                 "Read-Only service account: its tokens read",
                 Box::new(|r| {
-                    r.kind = "service_account".into();
-                    r.role = Some("read-only".into());
+                    r.kind = AccountKind::ServiceAccount;
+                    r.role = RoleIfMember(Some(Role::ReadOnly));
                 }),
                 Ok(Role::ReadOnly),
             ),
             (
                 "service account removed from its workspace",
                 Box::new(|r| {
-                    r.kind = "service_account".into();
-                    r.role = None;
+                    r.kind = AccountKind::ServiceAccount;
+                    r.role = RoleIfMember(None);
                 }),
                 Err(AuthFailure::NotAMember),
             ),
