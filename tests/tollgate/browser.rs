@@ -779,6 +779,36 @@ impl Tab {
         );
     }
 
+    /// Presses Enter on what has the focus and waits for the page at
+    /// `path` to replace this one.
+    async fn enter_to(&self, path: &str) {
+        self.mark_page().await;
+        self.key("Enter", false).await;
+        self.wait_for_new_page(path).await;
+    }
+
+    /// Types `text` into what has the focus (a field, or a list, which
+    /// picks the first option that starts with it).
+    async fn type_text(&self, text: &str) {
+        let keyboard = self.page.find_element("body").await.expect("the page body");
+        keyboard
+            .type_str(text)
+            .await
+            .unwrap_or_else(|e| panic!("type “{text}”: {e}"));
+    }
+
+    /// Fails unless the focus is on `target` (a label, or `#id` for a
+    /// field) and can be seen.
+    async fn assert_focus_on(&self, target: &str, why: &str) {
+        let focus = self.focus().await;
+        assert_eq!(focus["text"], json!(target), "{why}");
+        assert_eq!(
+            focus["visible"],
+            json!(true),
+            "the focus on “{target}” can be seen (an outline or a shadow)"
+        );
+    }
+
     // -- viewports, accessibility --
 
     async fn resize(&self, width: u32, height: u32) {
@@ -2036,6 +2066,20 @@ async fn every_page_of_the_guide_fits_a_phone() {
     app.stop().await;
 }
 
+/// Signs in at /login by typing, Tab and Enter.
+async fn sign_in_with_the_keyboard(tab: &mut Tab, email: &str) {
+    tab.goto("/login").await;
+    assert_eq!(
+        tab.focus().await["text"],
+        json!("#email"),
+        "the Email field has the focus"
+    );
+    tab.type_text(email).await;
+    tab.tab_to("#password", false).await;
+    tab.type_text(PASSWORD).await;
+    tab.enter_to("/profile").await;
+}
+
 /// The guide's main path with the keyboard alone: sign in, generate a
 /// token, copy it, delete it after the confirmation; Escape closes a
 /// dialog. Every stop of the focus can be seen.
@@ -2045,22 +2089,7 @@ async fn the_main_path_works_with_the_keyboard_alone() {
     let mut app = helpers::spawn_app(Backend::Sqlite).await;
     let mut tab = chromium.tab(&app).await;
 
-    tab.goto("/login").await;
-    assert_eq!(
-        tab.focus().await["text"],
-        json!("#email"),
-        "the Email field has the focus"
-    );
-    let keyboard = tab.page.find_element("body").await.expect("the page body");
-    keyboard.type_str(WRITER).await.expect("type the email");
-    tab.tab_to("#password", false).await;
-    keyboard
-        .type_str(PASSWORD)
-        .await
-        .expect("type the password");
-    tab.mark_page().await;
-    tab.key("Enter", false).await;
-    tab.wait_for_new_page("/profile").await;
+    sign_in_with_the_keyboard(&mut tab, WRITER).await;
 
     tab.tab_to("Personal Access Tokens", false).await;
     tab.mark_page().await;
@@ -2125,6 +2154,165 @@ async fn the_main_path_works_with_the_keyboard_alone() {
     assert_eq!(
         me_with_bearer(&app, &secret).await,
         StatusCode::UNAUTHORIZED
+    );
+    tab.assert_no_problems();
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+/// The Admin chapter with the keyboard alone: Members, Invite member (the
+/// link shown once, copied), a role changed, a member's tokens revoked on
+/// Workspace tokens (Escape closes the workspace's Revoke all dialog, Cancel
+/// leaves the member's confirmation page), the Audit log, and an invitation
+/// cancelled (Escape first). Every stop of the focus can be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_chapter_works_with_the_keyboard_alone() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    let (_, writer_token) = app.token_for(WRITER, "CI pipeline", "read-write").await;
+    let (_, admin_token) = app.token_for(ADMIN, "Admin laptop", "admin").await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in_with_the_keyboard(&mut tab, ADMIN).await;
+
+    // Members; Invite member puts the focus in the form's Email field.
+    tab.tab_to("Members", false).await;
+    tab.enter_to("/members").await;
+    tab.tab_to("Invite member", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for(
+        "the focus is in the invitation's Email field",
+        "document.activeElement === document.getElementById('invite-email')",
+    )
+    .await;
+    tab.assert_focus_on("#invite-email", "Invite member leads to the Email field")
+        .await;
+    tab.type_text("nina@example.com").await;
+    tab.tab_to("#invite-role", false).await;
+    tab.tab_to("Create invitation", false).await;
+    tab.enter_to("/members/invite").await;
+    tab.see_text("Invitation for nina@example.com (Read-Write) created.")
+        .await;
+    let link = shown_invitation(&mut tab).await;
+    tab.tab_to("Copy", false).await;
+    tab.key("Enter", false).await;
+    tab.see_text("Copied to the clipboard.").await;
+    let copied = tab.clipboard().await.expect("the clipboard can be read");
+    assert!(
+        copied.ends_with(&link),
+        "Copy puts the link on the clipboard: {copied}"
+    );
+
+    // Change a role: typing picks the option in the focused list.
+    let writer_id = app.user_id(WRITER).await;
+    tab.tab_to(&format!("#role-{writer_id}"), false).await;
+    tab.type_text("Read-O").await;
+    assert_eq!(tab.chosen("Role of writer@example.com").await, "Read-Only");
+    tab.tab_to("Save", false).await;
+    tab.enter_to("/members").await;
+    tab.see_text("Role changed. The member's tokens follow the new role at once.")
+        .await;
+    let refused = helpers::api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&helpers::bearer(&writer_token)),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], json!("owner_read_only"));
+    assert_eq!(
+        tab.eval("document.getElementById('invite-link') === null")
+            .await,
+        json!(true),
+        "the invitation link is shown once"
+    );
+
+    // Workspace tokens: the member's confirmation page, left with Cancel.
+    tab.tab_to("Workspace tokens", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see("2 tokens").await;
+    tab.tab_to("#revoke-member", false).await;
+    tab.type_text("writer").await;
+    assert_eq!(tab.chosen("Member").await, WRITER);
+    tab.tab_to("Revoke member's tokens", false).await;
+    tab.enter_to("/workspace-tokens/revoke-all").await;
+    tab.see("Revoke every token of writer@example.com?").await;
+    tab.see_text("1 token will stop working at once.").await;
+    tab.tab_to("Cancel", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    assert_eq!(token_count(&app).await, 2, "Cancel revokes nothing");
+
+    // The workspace's Revoke all opens on Cancel; Escape closes it.
+    tab.tab_to("Revoke all", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Revoke every token in Default?").await;
+    tab.assert_focus_on("Cancel", "the dialog opens on Cancel")
+        .await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on("Revoke all", "the focus is back on Revoke all")
+        .await;
+    assert_eq!(token_count(&app).await, 2, "Escape revokes nothing");
+
+    // Then the member's tokens, confirmed.
+    tab.tab_to("#revoke-member", false).await;
+    tab.type_text("writer").await;
+    assert_eq!(tab.chosen("Member").await, WRITER);
+    tab.tab_to("Revoke member's tokens", false).await;
+    tab.enter_to("/workspace-tokens/revoke-all").await;
+    tab.tab_to("Yes, revoke all", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see_text("1 token(s) of writer@example.com revoked.")
+        .await;
+    assert_eq!(token_count(&app).await, 1);
+    assert_eq!(
+        me_with_bearer(&app, &writer_token).await,
+        StatusCode::UNAUTHORIZED,
+        "the member's token is revoked"
+    );
+    assert_eq!(
+        me_with_bearer(&app, &admin_token).await,
+        StatusCode::OK,
+        "other members' tokens go on working"
+    );
+
+    // The Audit log.
+    tab.tab_to("Audit log", false).await;
+    tab.enter_to("/audit-log").await;
+    tab.see_text("workspace.tokens_revoked").await;
+    tab.see_text("member.role_changed").await;
+    tab.see_text("member.invited").await;
+
+    // Cancel the invitation: Escape keeps it, then Yes, cancel invitation.
+    tab.tab_to("Members", false).await;
+    tab.enter_to("/members").await;
+    tab.tab_to("Cancel", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Cancel invitation?").await;
+    tab.assert_focus_on("Keep it", "the dialog opens on Keep it")
+        .await;
+    tab.tab_to("Yes, cancel invitation", false).await;
+    tab.tab_to("Keep it", true).await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on("Cancel", "the focus is back on Cancel")
+        .await;
+    assert_eq!(
+        status_of(&app, &link).await,
+        StatusCode::OK,
+        "Escape keeps the invitation"
+    );
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Cancel invitation?").await;
+    tab.tab_to("Yes, cancel invitation", false).await;
+    tab.enter_to("/members").await;
+    tab.see_text("Invitation for nina@example.com cancelled. Its link no longer works.")
+        .await;
+    assert_eq!(
+        status_of(&app, &link).await,
+        StatusCode::NOT_FOUND,
+        "a cancelled link is refused"
     );
     tab.assert_no_problems();
 
