@@ -681,6 +681,29 @@ impl Tab {
         self.seen.insert(option.to_owned());
     }
 
+    /// The options of the select labelled `label`, as shown; each is
+    /// recorded as seen.
+    async fn options(&mut self, label: &str) -> Vec<String> {
+        let selector = self.field(label).await;
+        let js = format!(
+            "Array.from(document.querySelector({}).options).map((o) => o.text.trim())",
+            json!(selector)
+        );
+        let options: Vec<String> = self
+            .eval(&js)
+            .await
+            .as_array()
+            .map(|o| {
+                o.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.seen.extend(options.iter().cloned());
+        options
+    }
+
     /// The text of the chosen option of the select labelled `label`.
     async fn chosen(&mut self, label: &str) -> String {
         let selector = self.field(label).await;
@@ -948,6 +971,14 @@ const MASK_DYNAMIC: &str = r#"(() => {
       }
     });
   });
+  // A date inside a sentence (a service account's "created on ..."): only
+  // the date is hatched; the whole paragraph is put back afterwards.
+  const date = /\d{4}-\d{2}-\d{2}( \d{2}:\d{2} UTC)?/g;
+  document.querySelectorAll('main .page-head .subtitle').forEach((p) => {
+    if (!/\d{4}-\d{2}-\d{2}/.test(p.textContent)) return;
+    hidden.push([p, null, undefined, p.innerHTML]);
+    p.innerHTML = p.innerHTML.replace(date, '<span class="screenshot-mask">··········</span>');
+  });
   const field = document.getElementById('issued-token');
   if (field) {
     hidden.push([field, null, field.value]);
@@ -965,7 +996,8 @@ const MASK_DYNAMIC: &str = r#"(() => {
 })()"#;
 
 const UNMASK_DYNAMIC: &str = r#"(() => {
-  for (const [el, text, value] of (window.__tollgateMasked || [])) {
+  for (const [el, text, value, html] of (window.__tollgateMasked || [])) {
+    if (html !== undefined) { el.innerHTML = html; continue; }
     if (value !== undefined) el.value = value; else el.textContent = text;
     el.classList.remove('screenshot-mask');
   }
@@ -1126,7 +1158,12 @@ async fn generate_token(tab: &mut Tab, name: &str) -> String {
 
 /// The token in the show-once view's read-only field.
 async fn shown_token(tab: &mut Tab) -> String {
-    let selector = tab.field("Personal Access Token").await;
+    shown_secret(tab, "Personal Access Token").await
+}
+
+/// The token in the read-only field labelled `label`, shown once.
+async fn shown_secret(tab: &mut Tab, label: &str) -> String {
+    let selector = tab.field(label).await;
     let field = tab.eval(&format!("(() => {{ const f = document.querySelector({}); return {{value: f.value, readOnly: f.readOnly}}; }})()", json!(selector))).await;
     assert_eq!(
         field["readOnly"],
@@ -1188,8 +1225,14 @@ fn guide_step_labels(guide: &str) -> BTreeSet<String> {
 /// The guide's chapters (its `# ` headings), each followed by one walk.
 const MEMBER_CHAPTER: &str = "Personal access tokens";
 const ADMIN_CHAPTER: &str = "Administer a workspace";
+const SERVICE_ACCOUNTS_CHAPTER: &str = "Service accounts";
 const PHONE_CHAPTER: &str = "On a phone";
-const CHAPTERS: [&str; 3] = [MEMBER_CHAPTER, ADMIN_CHAPTER, PHONE_CHAPTER];
+const CHAPTERS: [&str; 4] = [
+    MEMBER_CHAPTER,
+    ADMIN_CHAPTER,
+    SERVICE_ACCOUNTS_CHAPTER,
+    PHONE_CHAPTER,
+];
 
 fn read_guide() -> String {
     std::fs::read_to_string(repository().join("docs/user-guide.md")).expect("docs/user-guide.md")
@@ -2315,6 +2358,243 @@ async fn the_admin_chapter_works_with_the_keyboard_alone() {
         "a cancelled link is refused"
     );
     tab.assert_no_problems();
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+async fn service_account_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE kind = 'service_account'")
+        .fetch_one(app.db().pool())
+        .await
+        .expect("count the service accounts")
+}
+
+/// Clicks `label` and waits for the page of the service account that it
+/// leads to (`/service-accounts/{id}`); answers that path.
+async fn follow_to_service_account(tab: &mut Tab, label: &str) -> String {
+    tab.mark_page().await;
+    tab.click(label).await;
+    tab.wait_for(
+        "a service account's page has loaded",
+        r"document.documentElement.dataset.walkOld !== '1' && document.readyState === 'complete' && /^\/service-accounts\/\d+$/.test(location.pathname)",
+    )
+    .await;
+    tab.path().await
+}
+
+/// Generates a token for the service account whose page (`account`) is
+/// open, through its dialog, and answers the secret shown once.
+async fn generate_service_token(tab: &mut Tab, account: &str, name: &str) -> String {
+    let page = tab.path().await;
+    tab.click("Generate new token").await;
+    tab.wait_for_modal(&format!("New token for {account}"))
+        .await;
+    tab.fill("Token name", name).await;
+    tab.follow("Generate", &format!("{page}/tokens/created"))
+        .await;
+    tab.wait_for_modal(&format!("New token “{name}” for {account}"))
+        .await;
+    let secret = shown_secret(tab, "Service account token").await;
+    tab.follow("Close", &page).await;
+    secret
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_follows_the_service_accounts_chapter_and_sees_every_label_it_names() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in(&mut tab, ADMIN).await;
+
+    // Service accounts, New service account: the form below the list.
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    tab.see_text("No service accounts yet.").await;
+    tab.click("New service account").await;
+    tab.wait_for(
+        "the focus is in the service account's Name field",
+        "document.activeElement === document.getElementById('service-account-name')",
+    )
+    .await;
+    tab.fill("Name", "Deploy pipeline").await;
+    assert_eq!(
+        tab.options("Role").await,
+        ["Read-Only", "Read-Write", "Admin"],
+        "the roles a service account may have"
+    );
+    assert_eq!(
+        tab.chosen("Role").await,
+        "Read-Only",
+        "service accounts default to Read-Only"
+    );
+    tab.choose("Role", "Read-Write").await;
+    tab.screenshot("service-account-new.png").await;
+
+    // Create service account: its own page, with an empty token table.
+    let page = follow_to_service_account(&mut tab, "Create service account").await;
+    tab.see_text("Service account “Deploy pipeline” created. Generate a token for it below.")
+        .await;
+    tab.see("Deploy pipeline").await;
+    tab.see_text("No tokens yet.").await;
+    tab.screenshot("service-account.png").await;
+    assert_eq!(
+        service_account_count(&app).await,
+        1,
+        "the account is stored"
+    );
+
+    // Generate new token: the dialog, then the token shown once.
+    tab.click("Generate new token").await;
+    tab.wait_for_modal("New token for Deploy pipeline").await;
+    tab.fill("Token name", "GitHub Actions").await;
+    tab.see("Scope").await;
+    tab.see("Expiration").await;
+    tab.check_accessibility("the service account's generate dialog")
+        .await;
+    tab.follow("Generate", &format!("{page}/tokens/created"))
+        .await;
+    tab.wait_for_modal("New token “GitHub Actions” for Deploy pipeline")
+        .await;
+    let secret = shown_secret(&mut tab, "Service account token").await;
+    tab.see("Copy").await;
+    tab.see("Make sure you copy the generated token. You won't be able to see it again.")
+        .await;
+    tab.screenshot("service-account-token.png").await;
+    tab.click("Copy").await;
+    tab.see_text("Copied to the clipboard.").await;
+    assert_eq!(
+        tab.clipboard().await.as_deref(),
+        Ok(secret.as_str()),
+        "the clipboard holds the token"
+    );
+    let me = helpers::api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&helpers::bearer(&secret)),
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.json()["kind"], json!("service_account"), "{}", me.body);
+    assert_eq!(me.json()["role"], json!("read-write"), "{}", me.body);
+    let basic = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", app.address))
+        .basic_auth(ADMIN, Some(&secret))
+        .send()
+        .await
+        .expect("API request");
+    assert_eq!(
+        basic.status(),
+        StatusCode::UNAUTHORIZED,
+        "a service account's token works with Bearer only"
+    );
+    tab.follow("Close", &page).await;
+    tab.wait_for_no_modal().await;
+    tab.see("GitHub Actions").await;
+
+    // Delete asks first; Cancel keeps the token, Yes, delete removes it.
+    tab.click_in("#tokens-table tr", "GitHub Actions", "Delete")
+        .await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.see_text("“GitHub Actions” will stop working at once.")
+        .await;
+    tab.check_accessibility("the service account's delete confirmation")
+        .await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(token_count(&app).await, 1, "Cancel keeps the token");
+    tab.click_in("#tokens-table tr", "GitHub Actions", "Delete")
+        .await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.follow("Yes, delete", &page).await;
+    tab.see_text("Token “GitHub Actions” deleted. It no longer works.")
+        .await;
+    assert_eq!(token_count(&app).await, 0, "Yes, delete removes the token");
+    assert_eq!(
+        me_with_bearer(&app, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Revoke all (top right), after its confirmation.
+    let first = generate_service_token(&mut tab, "Deploy pipeline", "Staging").await;
+    let second = generate_service_token(&mut tab, "Deploy pipeline", "Production").await;
+    tab.see("Staging").await;
+    tab.see("Production").await;
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke every token of Deploy pipeline?")
+        .await;
+    tab.see_text("2 tokens will stop working at once.").await;
+    tab.see("Yes, revoke all").await;
+    tab.screenshot("service-account-revoke-all.png").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(token_count(&app).await, 2, "Cancel keeps every token");
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke every token of Deploy pipeline?")
+        .await;
+    tab.follow("Yes, revoke all", &page).await;
+    tab.see_text("2 tokens revoked. They no longer work.").await;
+    tab.see_text("No tokens yet.").await;
+    assert_eq!(token_count(&app).await, 0);
+    for token in [&first, &second] {
+        assert_eq!(
+            me_with_bearer(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "a revoked token stops working"
+        );
+    }
+
+    // Its tokens are among the Workspace tokens, marked as a service's.
+    let last = generate_service_token(&mut tab, "Deploy pipeline", "Nightly job").await;
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.see("Nightly job").await;
+    tab.see("Service account").await;
+
+    // Delete service account, after its confirmation.
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    follow_to_service_account(&mut tab, "Deploy pipeline").await;
+    tab.click("Delete service account").await;
+    tab.wait_for_modal("Delete the service account Deploy pipeline?")
+        .await;
+    tab.see_text("Its 1 token will stop working at once.").await;
+    tab.see("Yes, delete service account").await;
+    tab.screenshot("delete-service-account.png").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(service_account_count(&app).await, 1, "Cancel keeps it");
+    assert_eq!(me_with_bearer(&app, &last).await, StatusCode::OK);
+    tab.click("Delete service account").await;
+    tab.wait_for_modal("Delete the service account Deploy pipeline?")
+        .await;
+    tab.follow("Yes, delete service account", "/service-accounts")
+        .await;
+    tab.see_text("Service account “Deploy pipeline” deleted; 1 token(s) stopped working.")
+        .await;
+    tab.see_text("No service accounts yet.").await;
+    assert_eq!(service_account_count(&app).await, 0);
+    assert_eq!(
+        me_with_bearer(&app, &last).await,
+        StatusCode::UNAUTHORIZED,
+        "the deleted account's token stops working"
+    );
+    tab.assert_no_problems();
+
+    assert_walk_follows_chapter(
+        &tab,
+        SERVICE_ACCOUNTS_CHAPTER,
+        &[
+            "Service accounts",
+            "New service account",
+            "Create service account",
+            "Generate new token",
+            "Revoke all",
+            "Delete service account",
+            "Yes, delete service account",
+        ],
+    );
 
     chromium.close().await;
     app.stop().await;
