@@ -704,6 +704,16 @@ impl Tab {
         options
     }
 
+    /// Clicks the checkbox labelled `label` until it is ticked.
+    async fn tick(&mut self, label: &str) {
+        let selector = self.field(label).await;
+        let field = format!("document.querySelector({})", json!(selector));
+        self.click_on(&format!("the checkbox “{label}”"), &field)
+            .await;
+        self.wait_for(&format!("“{label}” is ticked"), &format!("{field}.checked"))
+            .await;
+    }
+
     /// The text of the chosen option of the select labelled `label`.
     async fn chosen(&mut self, label: &str) -> String {
         let selector = self.field(label).await;
@@ -957,7 +967,7 @@ const MASK_DYNAMIC: &str = r#"(() => {
     el.textContent = text;
     el.classList.add('screenshot-mask');
   };
-  document.querySelectorAll('#tokens-table tbody tr, #workspace-tokens tbody tr').forEach((row) => {
+  document.querySelectorAll('#tokens-table tbody tr, #workspace-tokens tbody tr, #outside-policy-tokens tbody tr').forEach((row) => {
     const code = row.querySelector('code');
     if (code) mask(code, 'tgp_…····');
   });
@@ -1226,11 +1236,13 @@ fn guide_step_labels(guide: &str) -> BTreeSet<String> {
 const MEMBER_CHAPTER: &str = "Personal access tokens";
 const ADMIN_CHAPTER: &str = "Administer a workspace";
 const SERVICE_ACCOUNTS_CHAPTER: &str = "Service accounts";
+const POLICY_CHAPTER: &str = "Token policy";
 const PHONE_CHAPTER: &str = "On a phone";
-const CHAPTERS: [&str; 4] = [
+const CHAPTERS: [&str; 5] = [
     MEMBER_CHAPTER,
     ADMIN_CHAPTER,
     SERVICE_ACCOUNTS_CHAPTER,
+    POLICY_CHAPTER,
     PHONE_CHAPTER,
 ];
 
@@ -2593,6 +2605,127 @@ async fn admin_follows_the_service_accounts_chapter_and_sees_every_label_it_name
             "Revoke all",
             "Delete service account",
             "Yes, delete service account",
+        ],
+    );
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_follows_the_token_policy_chapter_and_sees_every_label_it_names() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    // Tokens from before the policy, with the usual 90 days.
+    let (_, ci) = app.token_for(WRITER, "CI pipeline", "read-write").await;
+    let (_, backup) = app.token_for(ADMIN, "Nightly backup", "read-write").await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in(&mut tab, ADMIN).await;
+
+    // Workspace tokens, its Token policy section.
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.see("Token policy").await;
+    tab.see_text("Now: no restriction.").await;
+    assert_eq!(
+        tab.options("Maximum lifetime").await,
+        ["No maximum", "7 days", "30 days", "90 days", "1 year"]
+    );
+    assert_eq!(tab.chosen("Maximum lifetime").await, "No maximum");
+    tab.choose("Maximum lifetime", "30 days").await;
+    tab.tick("Require an expiration date").await;
+    tab.follow("Save policy", "/workspace-tokens").await;
+    tab.see_text("Token policy saved: maximum lifetime 30 days. 2 existing token(s) are outside it and keep working until you revoke them.")
+        .await;
+    tab.see_text("Now: maximum lifetime 30 days.").await;
+    tab.see("2 tokens are outside the policy").await;
+    tab.eval("document.getElementById('token-policy').scrollIntoView({block: 'start', behavior: 'instant'})")
+        .await;
+    tab.screenshot("token-policy.png").await;
+
+    // The generate dialog offers only what the policy allows.
+    open_tokens_tab(&mut tab).await;
+    tab.click("Generate new token").await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    assert_eq!(
+        tab.options("Expiration").await,
+        ["7 days", "30 days"],
+        "only the expiries the policy allows"
+    );
+    assert_eq!(
+        tab.chosen("Expiration").await,
+        "30 days",
+        "the longest allowed is chosen"
+    );
+    tab.see_text("Default's token policy: tokens expire within 30 days at most.")
+        .await;
+    tab.fill("Token name", "Release script").await;
+    tab.screenshot("policy-generate-dialog.png").await;
+    tab.follow("Generate", "/profile/tokens/created").await;
+    let release = shown_token(&mut tab).await;
+    tab.follow("Close", "/profile/tokens").await;
+
+    // The tokens outside the policy, revoked at once after the dialog.
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    let outside = tab
+        .eval("document.getElementById('outside-policy-tokens').innerText")
+        .await;
+    let outside = outside.as_str().unwrap_or_default();
+    assert!(
+        outside.contains("CI pipeline")
+            && outside.contains("Nightly backup")
+            && !outside.contains("Release script"),
+        "the tokens from before the policy are listed, the new one is not: {outside}"
+    );
+    tab.click("Revoke tokens outside the policy").await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.see_text("2 tokens will stop working at once.").await;
+    tab.see("Yes, revoke them").await;
+    tab.screenshot("revoke-outside-policy.png").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(token_count(&app).await, 3, "Cancel keeps every token");
+    assert_eq!(me_with_bearer(&app, &ci).await, StatusCode::OK);
+    tab.click("Revoke tokens outside the policy").await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.follow("Yes, revoke them", "/workspace-tokens").await;
+    tab.see_text("2 token(s) outside the token policy revoked. They no longer work.")
+        .await;
+    assert_eq!(token_count(&app).await, 1);
+    for token in [&ci, &backup] {
+        assert_eq!(
+            me_with_bearer(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "a token outside the policy is revoked"
+        );
+    }
+    assert_eq!(
+        me_with_bearer(&app, &release).await,
+        StatusCode::OK,
+        "the token within the policy goes on working"
+    );
+    assert_eq!(
+        tab.eval("document.getElementById('outside-policy') === null")
+            .await,
+        json!(true),
+        "no token is outside the policy any more"
+    );
+    tab.assert_no_problems();
+
+    assert_walk_follows_chapter(
+        &tab,
+        POLICY_CHAPTER,
+        &[
+            "Workspace tokens",
+            "Token policy",
+            "Maximum lifetime",
+            "Require an expiration date",
+            "Save policy",
+            "Revoke tokens outside the policy",
+            "Yes, revoke them",
         ],
     );
 
