@@ -2114,6 +2114,94 @@ async fn every_page_of_the_guide_fits_a_phone() {
         .await;
     tab.assert_fits_the_screen("the Audit log").await;
     tab.check_accessibility("the Audit log").await;
+
+    // Service accounts: the list, the new account's page and its dialogs.
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    tab.assert_fits_the_screen("the empty Service accounts page")
+        .await;
+    tab.check_accessibility("the empty Service accounts page")
+        .await;
+    tab.click("New service account").await;
+    tab.fill("Name", "Release pipeline of the mobile apps")
+        .await;
+    follow_to_service_account(&mut tab, "Create service account").await;
+    tab.assert_fits_the_screen("a service account's page").await;
+    tab.check_accessibility("a service account's page").await;
+    let account = "Release pipeline of the mobile apps";
+    tab.click("Generate new token").await;
+    tab.wait_for_modal(&format!("New token for {account}"))
+        .await;
+    tab.fill("Token name", "Store upload").await;
+    tab.assert_fits_the_screen("the service account's generate dialog")
+        .await;
+    tab.check_accessibility("the service account's generate dialog")
+        .await;
+    let page = tab.path().await;
+    tab.follow("Generate", &format!("{page}/tokens/created"))
+        .await;
+    tab.wait_for_modal(&format!("New token “Store upload” for {account}"))
+        .await;
+    tab.assert_fits_the_screen("the service account's token, shown once")
+        .await;
+    tab.check_accessibility("the service account's token, shown once")
+        .await;
+    tab.follow("Close", &page).await;
+    tab.see("Store upload").await;
+    tab.assert_fits_the_screen("a service account's page with a token")
+        .await;
+    tab.check_accessibility("a service account's page with a token")
+        .await;
+    for (button, title) in [
+        ("Delete", "Delete token?".to_owned()),
+        ("Revoke all", format!("Revoke every token of {account}?")),
+        (
+            "Delete service account",
+            format!("Delete the service account {account}?"),
+        ),
+    ] {
+        tab.click_in("main", "", button).await;
+        tab.wait_for_modal(&title).await;
+        tab.assert_fits_the_screen(&title).await;
+        tab.check_accessibility(&title).await;
+        tab.click("Cancel").await;
+        tab.wait_for_no_modal().await;
+    }
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    tab.see(account).await;
+    tab.assert_fits_the_screen("the Service accounts page with an account")
+        .await;
+    tab.check_accessibility("the Service accounts page with an account")
+        .await;
+
+    // The token policy: the service account's token is outside it.
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.choose("Maximum lifetime", "7 days").await;
+    tab.follow("Save policy", "/workspace-tokens").await;
+    tab.see("1 token is outside the policy").await;
+    tab.assert_fits_the_screen("the Token policy with a token outside it")
+        .await;
+    tab.check_accessibility("the Token policy with a token outside it")
+        .await;
+    tab.click("Revoke tokens outside the policy").await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.assert_fits_the_screen("the revoke-outside-policy confirmation")
+        .await;
+    tab.check_accessibility("the revoke-outside-policy confirmation")
+        .await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    open_tokens_tab(&mut tab).await;
+    tab.click("Generate new token").await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    assert_eq!(tab.options("Expiration").await, ["7 days"]);
+    tab.assert_fits_the_screen("the generate dialog under a policy")
+        .await;
+    tab.check_accessibility("the generate dialog under a policy")
+        .await;
     tab.assert_no_problems();
 
     assert_walk_follows_chapter(&tab, PHONE_CHAPTER, &[]);
