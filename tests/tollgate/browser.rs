@@ -681,6 +681,39 @@ impl Tab {
         self.seen.insert(option.to_owned());
     }
 
+    /// The options of the select labelled `label`, as shown; each is
+    /// recorded as seen.
+    async fn options(&mut self, label: &str) -> Vec<String> {
+        let selector = self.field(label).await;
+        let js = format!(
+            "Array.from(document.querySelector({}).options).map((o) => o.text.trim())",
+            json!(selector)
+        );
+        let options: Vec<String> = self
+            .eval(&js)
+            .await
+            .as_array()
+            .map(|o| {
+                o.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.seen.extend(options.iter().cloned());
+        options
+    }
+
+    /// Clicks the checkbox labelled `label` until it is ticked.
+    async fn tick(&mut self, label: &str) {
+        let selector = self.field(label).await;
+        let field = format!("document.querySelector({})", json!(selector));
+        self.click_on(&format!("the checkbox “{label}”"), &field)
+            .await;
+        self.wait_for(&format!("“{label}” is ticked"), &format!("{field}.checked"))
+            .await;
+    }
+
     /// The text of the chosen option of the select labelled `label`.
     async fn chosen(&mut self, label: &str) -> String {
         let selector = self.field(label).await;
@@ -776,6 +809,36 @@ impl Tab {
         panic!(
             "Tab never reached “{target}”; it went through {path:?}\n{}",
             self.describe().await
+        );
+    }
+
+    /// Presses Enter on what has the focus and waits for the page at
+    /// `path` to replace this one.
+    async fn enter_to(&self, path: &str) {
+        self.mark_page().await;
+        self.key("Enter", false).await;
+        self.wait_for_new_page(path).await;
+    }
+
+    /// Types `text` into what has the focus (a field, or a list, which
+    /// picks the first option that starts with it).
+    async fn type_text(&self, text: &str) {
+        let keyboard = self.page.find_element("body").await.expect("the page body");
+        keyboard
+            .type_str(text)
+            .await
+            .unwrap_or_else(|e| panic!("type “{text}”: {e}"));
+    }
+
+    /// Fails unless the focus is on `target` (a label, or `#id` for a
+    /// field) and can be seen.
+    async fn assert_focus_on(&self, target: &str, why: &str) {
+        let focus = self.focus().await;
+        assert_eq!(focus["text"], json!(target), "{why}");
+        assert_eq!(
+            focus["visible"],
+            json!(true),
+            "the focus on “{target}” can be seen (an outline or a shadow)"
         );
     }
 
@@ -904,7 +967,7 @@ const MASK_DYNAMIC: &str = r#"(() => {
     el.textContent = text;
     el.classList.add('screenshot-mask');
   };
-  document.querySelectorAll('#tokens-table tbody tr, #workspace-tokens tbody tr').forEach((row) => {
+  document.querySelectorAll('#tokens-table tbody tr, #workspace-tokens tbody tr, #outside-policy-tokens tbody tr').forEach((row) => {
     const code = row.querySelector('code');
     if (code) mask(code, 'tgp_…····');
   });
@@ -917,6 +980,14 @@ const MASK_DYNAMIC: &str = r#"(() => {
         mask(badge || cell, badge ? 'Expired ··········' : '··········');
       }
     });
+  });
+  // A date inside a sentence (a service account's "created on ..."): only
+  // the date is hatched; the whole paragraph is put back afterwards.
+  const date = /\d{4}-\d{2}-\d{2}( \d{2}:\d{2} UTC)?/g;
+  document.querySelectorAll('main .page-head .subtitle').forEach((p) => {
+    if (!/\d{4}-\d{2}-\d{2}/.test(p.textContent)) return;
+    hidden.push([p, null, undefined, p.innerHTML]);
+    p.innerHTML = p.innerHTML.replace(date, '<span class="screenshot-mask">··········</span>');
   });
   const field = document.getElementById('issued-token');
   if (field) {
@@ -935,7 +1006,8 @@ const MASK_DYNAMIC: &str = r#"(() => {
 })()"#;
 
 const UNMASK_DYNAMIC: &str = r#"(() => {
-  for (const [el, text, value] of (window.__tollgateMasked || [])) {
+  for (const [el, text, value, html] of (window.__tollgateMasked || [])) {
+    if (html !== undefined) { el.innerHTML = html; continue; }
     if (value !== undefined) el.value = value; else el.textContent = text;
     el.classList.remove('screenshot-mask');
   }
@@ -1096,7 +1168,12 @@ async fn generate_token(tab: &mut Tab, name: &str) -> String {
 
 /// The token in the show-once view's read-only field.
 async fn shown_token(tab: &mut Tab) -> String {
-    let selector = tab.field("Personal Access Token").await;
+    shown_secret(tab, "Personal Access Token").await
+}
+
+/// The token in the read-only field labelled `label`, shown once.
+async fn shown_secret(tab: &mut Tab, label: &str) -> String {
+    let selector = tab.field(label).await;
     let field = tab.eval(&format!("(() => {{ const f = document.querySelector({}); return {{value: f.value, readOnly: f.readOnly}}; }})()", json!(selector))).await;
     assert_eq!(
         field["readOnly"],
@@ -1158,8 +1235,16 @@ fn guide_step_labels(guide: &str) -> BTreeSet<String> {
 /// The guide's chapters (its `# ` headings), each followed by one walk.
 const MEMBER_CHAPTER: &str = "Personal access tokens";
 const ADMIN_CHAPTER: &str = "Administer a workspace";
+const SERVICE_ACCOUNTS_CHAPTER: &str = "Service accounts";
+const POLICY_CHAPTER: &str = "Token policy";
 const PHONE_CHAPTER: &str = "On a phone";
-const CHAPTERS: [&str; 3] = [MEMBER_CHAPTER, ADMIN_CHAPTER, PHONE_CHAPTER];
+const CHAPTERS: [&str; 5] = [
+    MEMBER_CHAPTER,
+    ADMIN_CHAPTER,
+    SERVICE_ACCOUNTS_CHAPTER,
+    POLICY_CHAPTER,
+    PHONE_CHAPTER,
+];
 
 fn read_guide() -> String {
     std::fs::read_to_string(repository().join("docs/user-guide.md")).expect("docs/user-guide.md")
@@ -2029,11 +2114,113 @@ async fn every_page_of_the_guide_fits_a_phone() {
         .await;
     tab.assert_fits_the_screen("the Audit log").await;
     tab.check_accessibility("the Audit log").await;
+
+    // Service accounts: the list, the new account's page and its dialogs.
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    tab.assert_fits_the_screen("the empty Service accounts page")
+        .await;
+    tab.check_accessibility("the empty Service accounts page")
+        .await;
+    tab.click("New service account").await;
+    tab.fill("Name", "Release pipeline of the mobile apps")
+        .await;
+    follow_to_service_account(&mut tab, "Create service account").await;
+    tab.assert_fits_the_screen("a service account's page").await;
+    tab.check_accessibility("a service account's page").await;
+    let account = "Release pipeline of the mobile apps";
+    tab.click("Generate new token").await;
+    tab.wait_for_modal(&format!("New token for {account}"))
+        .await;
+    tab.fill("Token name", "Store upload").await;
+    tab.assert_fits_the_screen("the service account's generate dialog")
+        .await;
+    tab.check_accessibility("the service account's generate dialog")
+        .await;
+    let page = tab.path().await;
+    tab.follow("Generate", &format!("{page}/tokens/created"))
+        .await;
+    tab.wait_for_modal(&format!("New token “Store upload” for {account}"))
+        .await;
+    tab.assert_fits_the_screen("the service account's token, shown once")
+        .await;
+    tab.check_accessibility("the service account's token, shown once")
+        .await;
+    tab.follow("Close", &page).await;
+    tab.see("Store upload").await;
+    tab.assert_fits_the_screen("a service account's page with a token")
+        .await;
+    tab.check_accessibility("a service account's page with a token")
+        .await;
+    for (button, title) in [
+        ("Delete", "Delete token?".to_owned()),
+        ("Revoke all", format!("Revoke every token of {account}?")),
+        (
+            "Delete service account",
+            format!("Delete the service account {account}?"),
+        ),
+    ] {
+        tab.click_in("main", "", button).await;
+        tab.wait_for_modal(&title).await;
+        tab.assert_fits_the_screen(&title).await;
+        tab.check_accessibility(&title).await;
+        tab.click("Cancel").await;
+        tab.wait_for_no_modal().await;
+    }
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    tab.see(account).await;
+    tab.assert_fits_the_screen("the Service accounts page with an account")
+        .await;
+    tab.check_accessibility("the Service accounts page with an account")
+        .await;
+
+    // The token policy: the service account's token is outside it.
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.choose("Maximum lifetime", "7 days").await;
+    tab.follow("Save policy", "/workspace-tokens").await;
+    tab.see("1 token is outside the policy").await;
+    tab.assert_fits_the_screen("the Token policy with a token outside it")
+        .await;
+    tab.check_accessibility("the Token policy with a token outside it")
+        .await;
+    tab.click("Revoke tokens outside the policy").await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.assert_fits_the_screen("the revoke-outside-policy confirmation")
+        .await;
+    tab.check_accessibility("the revoke-outside-policy confirmation")
+        .await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    open_tokens_tab(&mut tab).await;
+    tab.click("Generate new token").await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    assert_eq!(tab.options("Expiration").await, ["7 days"]);
+    tab.assert_fits_the_screen("the generate dialog under a policy")
+        .await;
+    tab.check_accessibility("the generate dialog under a policy")
+        .await;
     tab.assert_no_problems();
 
     assert_walk_follows_chapter(&tab, PHONE_CHAPTER, &[]);
     chromium.close().await;
     app.stop().await;
+}
+
+/// Signs in at /login by typing, Tab and Enter.
+async fn sign_in_with_the_keyboard(tab: &mut Tab, email: &str) {
+    tab.goto("/login").await;
+    assert_eq!(
+        tab.focus().await["text"],
+        json!("#email"),
+        "the Email field has the focus"
+    );
+    tab.type_text(email).await;
+    tab.tab_to("#password", false).await;
+    tab.type_text(PASSWORD).await;
+    tab.enter_to("/profile").await;
 }
 
 /// The guide's main path with the keyboard alone: sign in, generate a
@@ -2045,22 +2232,7 @@ async fn the_main_path_works_with_the_keyboard_alone() {
     let mut app = helpers::spawn_app(Backend::Sqlite).await;
     let mut tab = chromium.tab(&app).await;
 
-    tab.goto("/login").await;
-    assert_eq!(
-        tab.focus().await["text"],
-        json!("#email"),
-        "the Email field has the focus"
-    );
-    let keyboard = tab.page.find_element("body").await.expect("the page body");
-    keyboard.type_str(WRITER).await.expect("type the email");
-    tab.tab_to("#password", false).await;
-    keyboard
-        .type_str(PASSWORD)
-        .await
-        .expect("type the password");
-    tab.mark_page().await;
-    tab.key("Enter", false).await;
-    tab.wait_for_new_page("/profile").await;
+    sign_in_with_the_keyboard(&mut tab, WRITER).await;
 
     tab.tab_to("Personal Access Tokens", false).await;
     tab.mark_page().await;
@@ -2127,6 +2299,523 @@ async fn the_main_path_works_with_the_keyboard_alone() {
         StatusCode::UNAUTHORIZED
     );
     tab.assert_no_problems();
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+/// The Admin chapter with the keyboard alone: Members, Invite member (the
+/// link shown once, copied), a role changed, a member's tokens revoked on
+/// Workspace tokens (Escape closes the workspace's Revoke all dialog, Cancel
+/// leaves the member's confirmation page), the Audit log, and an invitation
+/// cancelled (Escape first). Every stop of the focus can be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_chapter_works_with_the_keyboard_alone() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    let (_, writer_token) = app.token_for(WRITER, "CI pipeline", "read-write").await;
+    let (_, admin_token) = app.token_for(ADMIN, "Admin laptop", "admin").await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in_with_the_keyboard(&mut tab, ADMIN).await;
+
+    // Members; Invite member puts the focus in the form's Email field.
+    tab.tab_to("Members", false).await;
+    tab.enter_to("/members").await;
+    tab.tab_to("Invite member", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for(
+        "the focus is in the invitation's Email field",
+        "document.activeElement === document.getElementById('invite-email')",
+    )
+    .await;
+    tab.assert_focus_on("#invite-email", "Invite member leads to the Email field")
+        .await;
+    tab.type_text("nina@example.com").await;
+    tab.tab_to("#invite-role", false).await;
+    tab.tab_to("Create invitation", false).await;
+    tab.enter_to("/members/invite").await;
+    tab.see_text("Invitation for nina@example.com (Read-Write) created.")
+        .await;
+    let link = shown_invitation(&mut tab).await;
+    tab.tab_to("Copy", false).await;
+    tab.key("Enter", false).await;
+    tab.see_text("Copied to the clipboard.").await;
+    let copied = tab.clipboard().await.expect("the clipboard can be read");
+    assert!(
+        copied.ends_with(&link),
+        "Copy puts the link on the clipboard: {copied}"
+    );
+
+    // Change a role: typing picks the option in the focused list.
+    let writer_id = app.user_id(WRITER).await;
+    tab.tab_to(&format!("#role-{writer_id}"), false).await;
+    tab.type_text("Read-O").await;
+    assert_eq!(tab.chosen("Role of writer@example.com").await, "Read-Only");
+    tab.tab_to("Save", false).await;
+    tab.enter_to("/members").await;
+    tab.see_text("Role changed. The member's tokens follow the new role at once.")
+        .await;
+    let refused = helpers::api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&helpers::bearer(&writer_token)),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], json!("owner_read_only"));
+    assert_eq!(
+        tab.eval("document.getElementById('invite-link') === null")
+            .await,
+        json!(true),
+        "the invitation link is shown once"
+    );
+
+    // Workspace tokens: the member's confirmation page, left with Cancel.
+    tab.tab_to("Workspace tokens", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see("2 tokens").await;
+    tab.tab_to("#revoke-member", false).await;
+    tab.type_text("writer").await;
+    assert_eq!(tab.chosen("Member").await, WRITER);
+    tab.tab_to("Revoke member's tokens", false).await;
+    tab.enter_to("/workspace-tokens/revoke-all").await;
+    tab.see("Revoke every token of writer@example.com?").await;
+    tab.see_text("1 token will stop working at once.").await;
+    tab.tab_to("Cancel", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    assert_eq!(token_count(&app).await, 2, "Cancel revokes nothing");
+
+    // The workspace's Revoke all opens on Cancel; Escape closes it.
+    tab.tab_to("Revoke all", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Revoke every token in Default?").await;
+    tab.assert_focus_on("Cancel", "the dialog opens on Cancel")
+        .await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on("Revoke all", "the focus is back on Revoke all")
+        .await;
+    assert_eq!(token_count(&app).await, 2, "Escape revokes nothing");
+
+    // Then the member's tokens, confirmed.
+    tab.tab_to("#revoke-member", false).await;
+    tab.type_text("writer").await;
+    assert_eq!(tab.chosen("Member").await, WRITER);
+    tab.tab_to("Revoke member's tokens", false).await;
+    tab.enter_to("/workspace-tokens/revoke-all").await;
+    tab.tab_to("Yes, revoke all", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see_text("1 token(s) of writer@example.com revoked.")
+        .await;
+    assert_eq!(token_count(&app).await, 1);
+    assert_eq!(
+        me_with_bearer(&app, &writer_token).await,
+        StatusCode::UNAUTHORIZED,
+        "the member's token is revoked"
+    );
+    assert_eq!(
+        me_with_bearer(&app, &admin_token).await,
+        StatusCode::OK,
+        "other members' tokens go on working"
+    );
+
+    // The Audit log.
+    tab.tab_to("Audit log", false).await;
+    tab.enter_to("/audit-log").await;
+    tab.see_text("workspace.tokens_revoked").await;
+    tab.see_text("member.role_changed").await;
+    tab.see_text("member.invited").await;
+
+    // Cancel the invitation: Escape keeps it, then Yes, cancel invitation.
+    tab.tab_to("Members", false).await;
+    tab.enter_to("/members").await;
+    tab.tab_to("Cancel", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Cancel invitation?").await;
+    tab.assert_focus_on("Keep it", "the dialog opens on Keep it")
+        .await;
+    tab.tab_to("Yes, cancel invitation", false).await;
+    tab.tab_to("Keep it", true).await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on("Cancel", "the focus is back on Cancel")
+        .await;
+    assert_eq!(
+        status_of(&app, &link).await,
+        StatusCode::OK,
+        "Escape keeps the invitation"
+    );
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Cancel invitation?").await;
+    tab.tab_to("Yes, cancel invitation", false).await;
+    tab.enter_to("/members").await;
+    tab.see_text("Invitation for nina@example.com cancelled. Its link no longer works.")
+        .await;
+    assert_eq!(
+        status_of(&app, &link).await,
+        StatusCode::NOT_FOUND,
+        "a cancelled link is refused"
+    );
+    tab.assert_no_problems();
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+async fn service_account_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE kind = 'service_account'")
+        .fetch_one(app.db().pool())
+        .await
+        .expect("count the service accounts")
+}
+
+/// Clicks `label` and waits for the page of the service account that it
+/// leads to (`/service-accounts/{id}`); answers that path.
+async fn follow_to_service_account(tab: &mut Tab, label: &str) -> String {
+    tab.mark_page().await;
+    tab.click(label).await;
+    tab.wait_for(
+        "a service account's page has loaded",
+        r"document.documentElement.dataset.walkOld !== '1' && document.readyState === 'complete' && /^\/service-accounts\/\d+$/.test(location.pathname)",
+    )
+    .await;
+    tab.path().await
+}
+
+/// Generates a token for the service account whose page (`account`) is
+/// open, through its dialog, and answers the secret shown once.
+async fn generate_service_token(tab: &mut Tab, account: &str, name: &str) -> String {
+    let page = tab.path().await;
+    tab.click("Generate new token").await;
+    tab.wait_for_modal(&format!("New token for {account}"))
+        .await;
+    tab.fill("Token name", name).await;
+    tab.follow("Generate", &format!("{page}/tokens/created"))
+        .await;
+    tab.wait_for_modal(&format!("New token “{name}” for {account}"))
+        .await;
+    let secret = shown_secret(tab, "Service account token").await;
+    tab.follow("Close", &page).await;
+    secret
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_follows_the_service_accounts_chapter_and_sees_every_label_it_names() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in(&mut tab, ADMIN).await;
+
+    // Service accounts, New service account: the form below the list.
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    tab.see_text("No service accounts yet.").await;
+    tab.click("New service account").await;
+    tab.wait_for(
+        "the focus is in the service account's Name field",
+        "document.activeElement === document.getElementById('service-account-name')",
+    )
+    .await;
+    tab.fill("Name", "Deploy pipeline").await;
+    assert_eq!(
+        tab.options("Role").await,
+        ["Read-Only", "Read-Write", "Admin"],
+        "the roles a service account may have"
+    );
+    assert_eq!(
+        tab.chosen("Role").await,
+        "Read-Only",
+        "service accounts default to Read-Only"
+    );
+    tab.choose("Role", "Read-Write").await;
+    tab.screenshot("service-account-new.png").await;
+
+    // Create service account: its own page, with an empty token table.
+    let page = follow_to_service_account(&mut tab, "Create service account").await;
+    tab.see_text("Service account “Deploy pipeline” created. Generate a token for it below.")
+        .await;
+    tab.see("Deploy pipeline").await;
+    tab.see_text("No tokens yet.").await;
+    tab.screenshot("service-account.png").await;
+    assert_eq!(
+        service_account_count(&app).await,
+        1,
+        "the account is stored"
+    );
+
+    // Generate new token: the dialog, then the token shown once.
+    tab.click("Generate new token").await;
+    tab.wait_for_modal("New token for Deploy pipeline").await;
+    tab.fill("Token name", "GitHub Actions").await;
+    tab.see("Scope").await;
+    tab.see("Expiration").await;
+    tab.check_accessibility("the service account's generate dialog")
+        .await;
+    tab.follow("Generate", &format!("{page}/tokens/created"))
+        .await;
+    tab.wait_for_modal("New token “GitHub Actions” for Deploy pipeline")
+        .await;
+    let secret = shown_secret(&mut tab, "Service account token").await;
+    tab.see("Copy").await;
+    tab.see("Make sure you copy the generated token. You won't be able to see it again.")
+        .await;
+    tab.screenshot("service-account-token.png").await;
+    tab.click("Copy").await;
+    tab.see_text("Copied to the clipboard.").await;
+    assert_eq!(
+        tab.clipboard().await.as_deref(),
+        Ok(secret.as_str()),
+        "the clipboard holds the token"
+    );
+    let me = helpers::api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&helpers::bearer(&secret)),
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.json()["kind"], json!("service_account"), "{}", me.body);
+    assert_eq!(me.json()["role"], json!("read-write"), "{}", me.body);
+    let basic = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", app.address))
+        .basic_auth(ADMIN, Some(&secret))
+        .send()
+        .await
+        .expect("API request");
+    assert_eq!(
+        basic.status(),
+        StatusCode::UNAUTHORIZED,
+        "a service account's token works with Bearer only"
+    );
+    tab.follow("Close", &page).await;
+    tab.wait_for_no_modal().await;
+    tab.see("GitHub Actions").await;
+
+    // Delete asks first; Cancel keeps the token, Yes, delete removes it.
+    tab.click_in("#tokens-table tr", "GitHub Actions", "Delete")
+        .await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.see_text("“GitHub Actions” will stop working at once.")
+        .await;
+    tab.check_accessibility("the service account's delete confirmation")
+        .await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(token_count(&app).await, 1, "Cancel keeps the token");
+    tab.click_in("#tokens-table tr", "GitHub Actions", "Delete")
+        .await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.follow("Yes, delete", &page).await;
+    tab.see_text("Token “GitHub Actions” deleted. It no longer works.")
+        .await;
+    assert_eq!(token_count(&app).await, 0, "Yes, delete removes the token");
+    assert_eq!(
+        me_with_bearer(&app, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Revoke all (top right), after its confirmation.
+    let first = generate_service_token(&mut tab, "Deploy pipeline", "Staging").await;
+    let second = generate_service_token(&mut tab, "Deploy pipeline", "Production").await;
+    tab.see("Staging").await;
+    tab.see("Production").await;
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke every token of Deploy pipeline?")
+        .await;
+    tab.see_text("2 tokens will stop working at once.").await;
+    tab.see("Yes, revoke all").await;
+    tab.screenshot("service-account-revoke-all.png").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(token_count(&app).await, 2, "Cancel keeps every token");
+    tab.click_in("main", "", "Revoke all").await;
+    tab.wait_for_modal("Revoke every token of Deploy pipeline?")
+        .await;
+    tab.follow("Yes, revoke all", &page).await;
+    tab.see_text("2 tokens revoked. They no longer work.").await;
+    tab.see_text("No tokens yet.").await;
+    assert_eq!(token_count(&app).await, 0);
+    for token in [&first, &second] {
+        assert_eq!(
+            me_with_bearer(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "a revoked token stops working"
+        );
+    }
+
+    // Its tokens are among the Workspace tokens, marked as a service's.
+    let last = generate_service_token(&mut tab, "Deploy pipeline", "Nightly job").await;
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.see("Nightly job").await;
+    tab.see("Service account").await;
+
+    // Delete service account, after its confirmation.
+    tab.follow_in(LEFT_PANEL, "", "Service accounts", "/service-accounts")
+        .await;
+    follow_to_service_account(&mut tab, "Deploy pipeline").await;
+    tab.click("Delete service account").await;
+    tab.wait_for_modal("Delete the service account Deploy pipeline?")
+        .await;
+    tab.see_text("Its 1 token will stop working at once.").await;
+    tab.see("Yes, delete service account").await;
+    tab.screenshot("delete-service-account.png").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(service_account_count(&app).await, 1, "Cancel keeps it");
+    assert_eq!(me_with_bearer(&app, &last).await, StatusCode::OK);
+    tab.click("Delete service account").await;
+    tab.wait_for_modal("Delete the service account Deploy pipeline?")
+        .await;
+    tab.follow("Yes, delete service account", "/service-accounts")
+        .await;
+    tab.see_text("Service account “Deploy pipeline” deleted; 1 token(s) stopped working.")
+        .await;
+    tab.see_text("No service accounts yet.").await;
+    assert_eq!(service_account_count(&app).await, 0);
+    assert_eq!(
+        me_with_bearer(&app, &last).await,
+        StatusCode::UNAUTHORIZED,
+        "the deleted account's token stops working"
+    );
+    tab.assert_no_problems();
+
+    assert_walk_follows_chapter(
+        &tab,
+        SERVICE_ACCOUNTS_CHAPTER,
+        &[
+            "Service accounts",
+            "New service account",
+            "Create service account",
+            "Generate new token",
+            "Revoke all",
+            "Delete service account",
+            "Yes, delete service account",
+        ],
+    );
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_follows_the_token_policy_chapter_and_sees_every_label_it_names() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    // Tokens from before the policy, with the usual 90 days.
+    let (_, ci) = app.token_for(WRITER, "CI pipeline", "read-write").await;
+    let (_, backup) = app.token_for(ADMIN, "Nightly backup", "read-write").await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in(&mut tab, ADMIN).await;
+
+    // Workspace tokens, its Token policy section.
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    tab.see("Token policy").await;
+    tab.see_text("Now: no restriction.").await;
+    assert_eq!(
+        tab.options("Maximum lifetime").await,
+        ["No maximum", "7 days", "30 days", "90 days", "1 year"]
+    );
+    assert_eq!(tab.chosen("Maximum lifetime").await, "No maximum");
+    tab.choose("Maximum lifetime", "30 days").await;
+    tab.tick("Require an expiration date").await;
+    tab.follow("Save policy", "/workspace-tokens").await;
+    tab.see_text("Token policy saved: maximum lifetime 30 days. 2 existing token(s) are outside it and keep working until you revoke them.")
+        .await;
+    tab.see_text("Now: maximum lifetime 30 days.").await;
+    tab.see("2 tokens are outside the policy").await;
+    tab.eval("document.getElementById('token-policy').scrollIntoView({block: 'start', behavior: 'instant'})")
+        .await;
+    tab.screenshot("token-policy.png").await;
+
+    // The generate dialog offers only what the policy allows.
+    open_tokens_tab(&mut tab).await;
+    tab.click("Generate new token").await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    assert_eq!(
+        tab.options("Expiration").await,
+        ["7 days", "30 days"],
+        "only the expiries the policy allows"
+    );
+    assert_eq!(
+        tab.chosen("Expiration").await,
+        "30 days",
+        "the longest allowed is chosen"
+    );
+    tab.see_text("Default's token policy: tokens expire within 30 days at most.")
+        .await;
+    tab.fill("Token name", "Release script").await;
+    tab.screenshot("policy-generate-dialog.png").await;
+    tab.follow("Generate", "/profile/tokens/created").await;
+    let release = shown_token(&mut tab).await;
+    tab.follow("Close", "/profile/tokens").await;
+
+    // The tokens outside the policy, revoked at once after the dialog.
+    tab.follow_in(LEFT_PANEL, "", "Workspace tokens", "/workspace-tokens")
+        .await;
+    let outside = tab
+        .eval("document.getElementById('outside-policy-tokens').innerText")
+        .await;
+    let outside = outside.as_str().unwrap_or_default();
+    assert!(
+        outside.contains("CI pipeline")
+            && outside.contains("Nightly backup")
+            && !outside.contains("Release script"),
+        "the tokens from before the policy are listed, the new one is not: {outside}"
+    );
+    tab.click("Revoke tokens outside the policy").await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.see_text("2 tokens will stop working at once.").await;
+    tab.see("Yes, revoke them").await;
+    tab.screenshot("revoke-outside-policy.png").await;
+    tab.click("Cancel").await;
+    tab.wait_for_no_modal().await;
+    assert_eq!(token_count(&app).await, 3, "Cancel keeps every token");
+    assert_eq!(me_with_bearer(&app, &ci).await, StatusCode::OK);
+    tab.click("Revoke tokens outside the policy").await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.follow("Yes, revoke them", "/workspace-tokens").await;
+    tab.see_text("2 token(s) outside the token policy revoked. They no longer work.")
+        .await;
+    assert_eq!(token_count(&app).await, 1);
+    for token in [&ci, &backup] {
+        assert_eq!(
+            me_with_bearer(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "a token outside the policy is revoked"
+        );
+    }
+    assert_eq!(
+        me_with_bearer(&app, &release).await,
+        StatusCode::OK,
+        "the token within the policy goes on working"
+    );
+    assert_eq!(
+        tab.eval("document.getElementById('outside-policy') === null")
+            .await,
+        json!(true),
+        "no token is outside the policy any more"
+    );
+    tab.assert_no_problems();
+
+    assert_walk_follows_chapter(
+        &tab,
+        POLICY_CHAPTER,
+        &[
+            "Workspace tokens",
+            "Token policy",
+            "Maximum lifetime",
+            "Require an expiration date",
+            "Save policy",
+            "Revoke tokens outside the policy",
+            "Yes, revoke them",
+        ],
+    );
 
     chromium.close().await;
     app.stop().await;
