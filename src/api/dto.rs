@@ -5,10 +5,11 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{AccountKind, display_hint};
-use crate::service::Principal;
+use crate::domain::{AccountKind, TokenPolicy, display_hint};
+use crate::service::{Membership, Principal};
 use crate::storage::audit::AuditRow;
 use crate::storage::organizations::MemberRow;
+use crate::storage::service_accounts::ServiceAccountRow;
 use crate::storage::tokens::TokenRow;
 
 /// RFC 3339 for times, as JSON clients expect.
@@ -323,4 +324,115 @@ pub struct AuditExportQuery {
     pub from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC, included), or an instant `YYYY-MM-DDTHH:MM:SSZ`.
     pub to: Option<String>,
+}
+
+/// A service account of the workspace.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceAccountDto {
+    pub id: i64,
+    pub name: String,
+    #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
+    pub role: &'static str,
+    /// Its tokens, live or expired.
+    pub tokens: i64,
+    /// The email of the Admin who created it; `null` once that account is
+    /// gone (the service account stays).
+    pub created_by: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&ServiceAccountRow> for ServiceAccountDto {
+    fn from(a: &ServiceAccountRow) -> Self {
+        Self {
+            id: a.id.0,
+            name: a.name.clone(),
+            role: a.role.as_str(),
+            tokens: a.tokens,
+            created_by: a.created_by.clone(),
+            created_at: rfc3339(a.created_at),
+        }
+    }
+}
+
+/// `POST /api/v1/service-accounts`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceAccountRequest {
+    /// 1–100 characters, unique in the workspace.
+    pub name: String,
+    #[schema(pattern = "^(read-only|read-write|admin)$")]
+    pub role: String,
+}
+
+/// `POST /api/v1/service-accounts/{id}/tokens`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceTokenRequest {
+    /// 1–100 characters, unique among the account's live tokens.
+    pub name: String,
+    /// At most the account's role; absent: the role's default scope.
+    #[serde(default)]
+    #[schema(required = false, value_type = String, pattern = "^(read-only|read-write|admin)$")]
+    pub scope: Option<String>,
+    /// 7, 30, 90 or 365; `null` for a token that never expires. Absent: the
+    /// default (90 days, or what the workspace's token policy allows).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(required = false, value_type = Option<i64>, minimum = 7, maximum = 365)]
+    pub expires_in_days: Option<Option<i64>>,
+}
+
+/// A field that may be `null`: `Some(None)` when sent as `null`, `None`
+/// when absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// The workspace's token policy: what new tokens may be.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPolicyDto {
+    /// The longest lifetime a new token may have: 7, 30, 90 or 365 days;
+    /// `null` (or absent) for no maximum.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 7, maximum = 365)]
+    pub max_lifetime_days: Option<i64>,
+    /// Whether every new token needs an expiration date (always true with a
+    /// maximum lifetime).
+    pub require_expiry: bool,
+}
+
+impl From<TokenPolicy> for TokenPolicyDto {
+    fn from(p: TokenPolicy) -> Self {
+        Self {
+            max_lifetime_days: p.max_lifetime_days(),
+            require_expiry: p.requires_expiry(),
+        }
+    }
+}
+
+/// A workspace and the caller's role in it.
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceDto {
+    pub id: i64,
+    pub name: String,
+    #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
+    pub role: &'static str,
+}
+
+impl From<&Membership> for WorkspaceDto {
+    fn from(m: &Membership) -> Self {
+        Self {
+            id: m.workspace_id.0,
+            name: m.workspace_name.clone(),
+            role: m.role.as_str(),
+        }
+    }
+}
+
+/// `POST /api/v1/workspaces` and `PATCH /api/v1/workspaces/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceNameRequest {
+    /// 1–100 characters, unique in the organization.
+    pub name: String,
 }

@@ -83,9 +83,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden { code, message } => {
                 Self::new(StatusCode::FORBIDDEN, code, message)
             }
-            ServiceError::Invalid { message, .. } => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
-            }
+            ServiceError::Invalid { field, message } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid_code(field),
+                message,
+            ),
             ServiceError::Conflict { message, .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
@@ -105,6 +107,18 @@ impl From<ServiceError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// The code of a 422: which value was refused.
+fn invalid_code(field: &str) -> &'static str {
+    match field {
+        "name" => "invalid_name",
+        "role" => "invalid_role",
+        "scope" => "invalid_scope",
+        "expiry" => "invalid_expiry",
+        "policy" => "invalid_policy",
+        _ => "invalid_request",
     }
 }
 

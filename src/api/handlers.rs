@@ -5,19 +5,23 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api::dto::{
-    AuditEventDto, AuditExportQuery, AuditLogQuery, IssuedTokenDto, LeakLabelDto, LeakReportDto,
-    MeDto, MemberDto, Page, PageQuery, RevokeAllRequest, RevokedDto, TokenDto,
+    AuditEventDto, AuditExportQuery, AuditLogQuery, CreateServiceAccountRequest,
+    CreateServiceTokenRequest, IssuedTokenDto, LeakLabelDto, LeakReportDto, MeDto, MemberDto, Page,
+    PageQuery, RevokeAllRequest, RevokedDto, ServiceAccountDto, TokenDto, TokenPolicyDto,
+    WorkspaceDto, WorkspaceNameRequest,
 };
 use crate::api::openapi::{
-    BadBody, BadQuery, Forbidden, NotFound, ReportTooLarge, TooLarge, TooManyEntries,
-    TooManyRequests, Unauthorized,
+    BadBody, BadQuery, Conflict, Forbidden, Invalid, NotFound, ReportTooLarge, TooLarge,
+    TooManyEntries, TooManyRequests, Unauthorized,
 };
 use crate::api::{ApiCaller, ApiError};
-use crate::domain::{TokenId, UserId};
+use crate::domain::{TokenId, UserId, WorkspaceId};
 use crate::request::request_meta;
 use crate::service::audit::{AuditFilter, AuditFilterInput};
 use crate::service::export::ExportFormat;
 use crate::service::leaks::{self, LeakReport};
+use crate::service::policy::PolicyRequest;
+use crate::service::tokens::GenerateRequest;
 use crate::service::{Actor, ServiceError, Tollgate};
 
 type App = web::Data<Tollgate>;
@@ -317,7 +321,7 @@ pub async fn export_audit_log(
 
 #[utoipa::path(post, path = "/api/v1/leaked-tokens", tag = "leaks", operation_id = "reportLeakedTokens",
     summary = "Report tokens found where they should not be; live ones are revoked at once",
-    description = "For secret scanners (GitHub secret scanning, gitleaks, trufflehog) and anyone who found a token: needs no authentication. Send a JSON array of at most 1,000 entries `{\"token\", \"type\", \"url\", \"source\"}` (only `token` is required). Every live Tollgate token among them is revoked at once, recorded in the audit log with its URL and source, and shown to its owner and the workspace's Admins. The answer labels each entry, in order: `true_positive` (it was live and is revoked now) or `false_positive` (malformed, unknown, expired or already revoked); it reveals nothing else. A request that can not be read revokes nothing. Limited to 60 reports a minute per client address.",
+    description = "For secret scanners (GitHub secret scanning, gitleaks, trufflehog) and anyone who found a token: needs no authentication. Send a JSON array of at most 1,000 entries `{\"token\", \"type\", \"url\", \"source\"}` (only `token` is required). Every live Tollgate token among them is revoked at once, recorded in the audit log with its URL and source, and shown to its owner and the workspace's Admins. The answer labels each entry, in order: `true_positive` (it was live and is revoked now) or `false_positive` (malformed, unknown, expired or already revoked); it reveals nothing else. A request that can not be read revokes nothing. Limited to 60 reports a minute per client address, and 300 a minute from all addresses together.",
     security(()),
     request_body(content = Vec<LeakReportDto>, content_type = "application/json", description = "The tokens found."),
     responses((status = 200, description = "One label per entry, in order", body = Vec<LeakLabelDto>),
@@ -396,6 +400,339 @@ fn parse_leak_report(body: &[u8]) -> Result<Vec<LeakReport>, ApiError> {
                 })
         })
         .collect()
+}
+
+/// Reads a body that must be one JSON object of shape `T`; anything else is
+/// 400 `invalid_json` (serde would also build a struct from an array).
+async fn json_object<T: serde::de::DeserializeOwned>(
+    payload: web::Payload,
+    example: &str,
+) -> Result<T, ApiError> {
+    let body = read_body(payload).await?;
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message);
+    let value = serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|e| invalid(format!("The request body is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(invalid(format!(
+            "The request body must be a JSON object like {example}."
+        )));
+    }
+    serde_json::from_value::<T>(value).map_err(|e| {
+        invalid(format!(
+            "The request body must be a JSON object like {example}: {e}."
+        ))
+    })
+}
+
+/// A numeric id from the path; anything else names nothing (404).
+fn path_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+/// Every item of a list that is not paged, in the shape of a page.
+fn whole<T>(data: Vec<T>) -> Page<T> {
+    Page {
+        data,
+        next_cursor: None,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/service-accounts", tag = "service accounts", operation_id = "listServiceAccounts",
+    summary = "The workspace's service accounts",
+    description = "Needs the Admin scope. All of them, oldest first; `next_cursor` is always `null`.",
+    responses((status = 200, description = "The service accounts", body = Page<ServiceAccountDto>),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
+pub async fn list_service_accounts(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+) -> Result<HttpResponse, ApiError> {
+    let ws = caller.admin_workspace(None)?;
+    let accounts = app.service_accounts(&caller, ws.workspace_id).await?;
+    Ok(HttpResponse::Ok().json(whole(
+        accounts.iter().map(ServiceAccountDto::from).collect(),
+    )))
+}
+
+#[utoipa::path(post, path = "/api/v1/service-accounts", tag = "service accounts", operation_id = "createServiceAccount",
+    summary = "Create a service account: an account of the workspace, not of a person",
+    description = "Needs the Admin scope, on a member's token (a service account's token may not create accounts). Its tokens may have at most its role.",
+    request_body(content = CreateServiceAccountRequest, content_type = "application/json"),
+    responses((status = 201, description = "The new account", body = ServiceAccountDto),
+        (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 409, response = Conflict), (status = 413, response = TooLarge), (status = 422, response = Invalid)))]
+pub async fn create_service_account(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ws = caller.admin_workspace(None)?;
+    let body: CreateServiceAccountRequest =
+        json_object(body, r#"{"name": "Deploy bot", "role": "read-write"}"#).await?;
+    let account = app
+        .create_service_account(
+            &caller,
+            ws.workspace_id,
+            &body.name,
+            &body.role,
+            &request_meta(&req),
+            app.now(),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(ServiceAccountDto::from(&account)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}", tag = "service accounts", operation_id = "deleteServiceAccount",
+    summary = "Delete a service account; every token it holds stops working at once",
+    description = "Needs the Admin scope. An account of another workspace is 404.",
+    params(("id" = i64, Path, description = "The service account's id")),
+    responses((status = 204, description = "Deleted, with its tokens"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn delete_service_account(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id)?;
+    let ws = caller.admin_workspace(None)?;
+    app.delete_service_account(
+        &caller,
+        ws.workspace_id,
+        UserId(id),
+        &request_meta(&req),
+        app.now(),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/service-accounts/{id}/tokens", tag = "service accounts", operation_id = "listServiceTokens",
+    summary = "A service account's tokens (metadata only), newest first",
+    description = "Needs the Admin scope. All of them; `next_cursor` is always `null`.",
+    params(("id" = i64, Path, description = "The service account's id")),
+    responses((status = 200, description = "The tokens", body = Page<TokenDto>),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn list_service_tokens(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id)?;
+    let ws = caller.admin_workspace(None)?;
+    let detail = app
+        .service_account(&caller, ws.workspace_id, UserId(id))
+        .await?;
+    Ok(HttpResponse::Ok().json(whole(detail.tokens.iter().map(TokenDto::from).collect())))
+}
+
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/tokens", tag = "service accounts", operation_id = "createServiceToken",
+    summary = "Generate a token for a service account",
+    description = "Needs the Admin scope. The scope may not exceed the account's role; the expiry must keep to the workspace's token policy. The secret is in this answer only. The token authenticates with Bearer only.",
+    params(("id" = i64, Path, description = "The service account's id")),
+    request_body(content = CreateServiceTokenRequest, content_type = "application/json"),
+    responses((status = 201, description = "The new token, with its secret shown this once", body = IssuedTokenDto),
+        (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 413, response = TooLarge),
+        (status = 422, response = Invalid)))]
+pub async fn create_service_token(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id)?;
+    let ws = caller.admin_workspace(None)?;
+    let body: CreateServiceTokenRequest = json_object(
+        body,
+        r#"{"name": "ci", "scope": "read-write", "expires_in_days": 30}"#,
+    )
+    .await?;
+    let request = GenerateRequest {
+        name: body.name,
+        scope: body.scope,
+        workspace: None,
+        // The generate form's words: a number of days, or "never".
+        expiry: body
+            .expires_in_days
+            .map(|days| days.map_or_else(|| "never".to_owned(), |d| d.to_string())),
+    };
+    let issued = app
+        .generate_service_token(
+            &caller,
+            ws.workspace_id,
+            UserId(id),
+            &request,
+            &request_meta(&req),
+            app.now(),
+        )
+        .await?;
+    let body = IssuedTokenDto {
+        token: issued.token.expose().to_owned(),
+        metadata: TokenDto::from(&issued.row),
+    };
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}
+
+#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}/tokens/{token_id}", tag = "service accounts", operation_id = "deleteServiceToken",
+    summary = "Delete one token of a service account; it stops working at once",
+    description = "Needs the Admin scope.",
+    params(("id" = i64, Path, description = "The service account's id"), ("token_id" = i64, Path, description = "The token's id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn delete_service_token(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, token) = (path_id(&path.0)?, path_id(&path.1)?);
+    let ws = caller.admin_workspace(None)?;
+    app.delete_service_token(
+        &caller,
+        ws.workspace_id,
+        UserId(id),
+        TokenId(token),
+        &request_meta(&req),
+        app.now(),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/tokens/revoke-all", tag = "service accounts", operation_id = "revokeServiceTokens",
+    summary = "Revoke every token of a service account",
+    description = "Needs the Admin scope. The account stays; the body is ignored.",
+    params(("id" = i64, Path, description = "The service account's id")),
+    responses((status = 200, description = "How many tokens stopped working", body = RevokedDto),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn revoke_service_tokens(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id)?;
+    let ws = caller.admin_workspace(None)?;
+    let revoked = app
+        .revoke_service_tokens(
+            &caller,
+            ws.workspace_id,
+            UserId(id),
+            &request_meta(&req),
+            app.now(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
+}
+
+#[utoipa::path(get, path = "/api/v1/workspace/token-policy", tag = "workspace", operation_id = "getTokenPolicy",
+    summary = "The workspace's token policy",
+    description = "Needs the Admin scope.",
+    responses((status = 200, description = "The policy", body = TokenPolicyDto),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
+pub async fn get_token_policy(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+) -> Result<HttpResponse, ApiError> {
+    let ws = caller.admin_workspace(None)?;
+    let policy = app.workspace_token_policy(&caller, ws.workspace_id).await?;
+    Ok(HttpResponse::Ok().json(TokenPolicyDto::from(policy)))
+}
+
+#[utoipa::path(put, path = "/api/v1/workspace/token-policy", tag = "workspace", operation_id = "setTokenPolicy",
+    summary = "Set the workspace's token policy",
+    description = "Needs the Admin scope. New tokens (members' and service accounts') are then refused outside it (422 `invalid_expiry`); existing tokens outside it keep working until revoked.",
+    request_body(content = TokenPolicyDto, content_type = "application/json"),
+    responses((status = 200, description = "The policy now", body = TokenPolicyDto),
+        (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 413, response = TooLarge), (status = 422, response = Invalid)))]
+pub async fn put_token_policy(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ws = caller.admin_workspace(None)?;
+    let body: TokenPolicyDto =
+        json_object(body, r#"{"max_lifetime_days": 90, "require_expiry": true}"#).await?;
+    let request = PolicyRequest::from_days(body.max_lifetime_days, body.require_expiry);
+    let policy = app
+        .set_token_policy(
+            &caller,
+            ws.workspace_id,
+            &request,
+            &request_meta(&req),
+            app.now(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenPolicyDto::from(policy)))
+}
+
+#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspace", operation_id = "listWorkspaces",
+    summary = "The caller's workspace, with what the token may do there",
+    description = "Needs any valid token. A token acts in its own workspace only, so that is the one listed; `next_cursor` is always `null`.",
+    responses((status = 200, description = "The workspaces", body = Page<WorkspaceDto>),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
+pub async fn list_workspaces(
+    app: App,
+    ApiCaller(caller): ApiCaller,
+) -> Result<HttpResponse, ApiError> {
+    let workspaces = app.workspaces(&caller)?;
+    Ok(HttpResponse::Ok().json(whole(workspaces.iter().map(WorkspaceDto::from).collect())))
+}
+
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspace", operation_id = "createWorkspace",
+    summary = "Create a workspace; the token's owner becomes its first Admin",
+    description = "Needs the Admin scope, on a member's token. Names are unique in the organization. The calling token stays bound to its own workspace.",
+    request_body(content = WorkspaceNameRequest, content_type = "application/json"),
+    responses((status = 201, description = "The new workspace", body = WorkspaceDto),
+        (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 409, response = Conflict), (status = 413, response = TooLarge), (status = 422, response = Invalid)))]
+pub async fn create_workspace(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: WorkspaceNameRequest = json_object(body, r#"{"name": "Platform"}"#).await?;
+    let created = app
+        .create_workspace(&caller, &body.name, &request_meta(&req), app.now())
+        .await?;
+    Ok(HttpResponse::Created().json(WorkspaceDto::from(&created)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/workspaces/{id}", tag = "workspace", operation_id = "renameWorkspace",
+    summary = "Rename the token's workspace",
+    description = "Needs the Admin scope. Another workspace is 404 (a token acts in its own only). Tokens keep working.",
+    params(("id" = i64, Path, description = "The workspace's id")),
+    request_body(content = WorkspaceNameRequest, content_type = "application/json"),
+    responses((status = 200, description = "The workspace as renamed", body = WorkspaceDto),
+        (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 413, response = TooLarge),
+        (status = 422, response = Invalid)))]
+pub async fn rename_workspace(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id)?;
+    let body: WorkspaceNameRequest = json_object(body, r#"{"name": "Platform"}"#).await?;
+    let renamed = app
+        .rename_workspace(
+            &caller,
+            WorkspaceId(id),
+            &body.name,
+            &request_meta(&req),
+            app.now(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(WorkspaceDto::from(&renamed)))
 }
 
 #[utoipa::path(get, path = "/api/openapi.json", tag = "document", operation_id = "openapi",

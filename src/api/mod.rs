@@ -59,6 +59,20 @@ api_routes! {
     get "/api/v1/audit-log" => handlers::audit_log,
     get "/api/v1/audit-log/export" => handlers::export_audit_log,
     post "/api/v1/leaked-tokens" => handlers::report_leaked_tokens,
+    get "/api/v1/service-accounts" => handlers::list_service_accounts,
+    post "/api/v1/service-accounts" => handlers::create_service_account,
+    delete "/api/v1/service-accounts/{id}" => handlers::delete_service_account,
+    get "/api/v1/service-accounts/{id}/tokens" => handlers::list_service_tokens,
+    post "/api/v1/service-accounts/{id}/tokens" => handlers::create_service_token,
+    // Before `{token_id}`: a path matches the first resource whose pattern
+    // fits, whatever the method.
+    post "/api/v1/service-accounts/{id}/tokens/revoke-all" => handlers::revoke_service_tokens,
+    delete "/api/v1/service-accounts/{id}/tokens/{token_id}" => handlers::delete_service_token,
+    get "/api/v1/workspace/token-policy" => handlers::get_token_policy,
+    put "/api/v1/workspace/token-policy" => handlers::put_token_policy,
+    get "/api/v1/workspaces" => handlers::list_workspaces,
+    post "/api/v1/workspaces" => handlers::create_workspace,
+    patch "/api/v1/workspaces/{id}" => handlers::rename_workspace,
 }
 
 /// The `Allow` header of a path: its methods, as the route table has them.

@@ -23,7 +23,7 @@ pub struct Unauthorized<'a>(#[to_schema] pub ErrorBody<'a>);
 /// A valid token that may not do this.
 #[derive(ToResponse)]
 #[response(
-    description = "A valid token that may not do this. Codes: `insufficient_scope`, `owner_read_only`, `owner_disabled`, `owner_not_a_member`."
+    description = "A valid token that may not do this. Codes: `insufficient_scope`, `owner_read_only`, `owner_disabled`, `owner_not_a_member`, `not_admin`, `members_only` (a service account's token where a person must act), `permission_changed`."
 )]
 pub struct Forbidden<'a>(#[to_schema] pub ErrorBody<'a>);
 
@@ -57,10 +57,22 @@ pub struct TooManyEntries<'a>(#[to_schema] pub ErrorBody<'a>);
 
 #[derive(ToResponse)]
 #[response(
-    description = "Too many requests from this address. Code: `too_many_attempts`. Comes with `Retry-After`.",
+    description = "Too many requests from this address, or (leaked-token reports) from everyone together. Code: `too_many_attempts`. Comes with `Retry-After`.",
     headers(("Retry-After" = i64, description = "Seconds to wait before trying again."))
 )]
 pub struct TooManyRequests<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(
+    description = "A value outside what is allowed; nothing was stored. Codes: `invalid_name`, `invalid_role`, `invalid_scope` (unknown, or above the owner's role), `invalid_expiry` (not offered, or outside the workspace's token policy), `invalid_policy`."
+)]
+pub struct Invalid<'a>(#[to_schema] pub ErrorBody<'a>);
+
+#[derive(ToResponse)]
+#[response(
+    description = "Taken: a name already in use, or an account already holding 50 live tokens; nothing was stored. Code: `conflict`."
+)]
+pub struct Conflict<'a>(#[to_schema] pub ErrorBody<'a>);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -82,9 +94,30 @@ pub struct TooManyRequests<'a>(#[to_schema] pub ErrorBody<'a>);
         handlers::audit_log,
         handlers::export_audit_log,
         handlers::report_leaked_tokens,
+        handlers::list_service_accounts,
+        handlers::create_service_account,
+        handlers::delete_service_account,
+        handlers::list_service_tokens,
+        handlers::create_service_token,
+        handlers::delete_service_token,
+        handlers::revoke_service_tokens,
+        handlers::get_token_policy,
+        handlers::put_token_policy,
+        handlers::list_workspaces,
+        handlers::create_workspace,
+        handlers::rename_workspace,
     ),
     components(
-        schemas(ErrorBody, dto::RevokeAllRequest, dto::LeakReportDto, dto::LeakLabelDto),
+        schemas(
+            ErrorBody,
+            dto::RevokeAllRequest,
+            dto::LeakReportDto,
+            dto::LeakLabelDto,
+            dto::CreateServiceAccountRequest,
+            dto::CreateServiceTokenRequest,
+            dto::TokenPolicyDto,
+            dto::WorkspaceNameRequest
+        ),
         responses(
             Unauthorized,
             Forbidden,
@@ -94,7 +127,9 @@ pub struct TooManyRequests<'a>(#[to_schema] pub ErrorBody<'a>);
             TooLarge,
             ReportTooLarge,
             TooManyEntries,
-            TooManyRequests
+            TooManyRequests,
+            Invalid,
+            Conflict
         )
     ),
     security(("bearerAuth" = []), ("basicAuth" = [])),

@@ -24,6 +24,11 @@ use crate::storage::leaks::{LeakReportRow, NewLeakReport};
 pub const MAX_ENTRIES: usize = 1_000;
 /// Reports one address may send per window.
 pub const REPORTS_PER_WINDOW: usize = 60;
+/// Reports the whole instance accepts per window, from all addresses
+/// together: each may hold 1,000 tokens to look up, so without a ceiling a
+/// flood from many addresses could keep the instance verifying tokens and
+/// nothing else. Past it reports are refused before their body is read.
+pub const INSTANCE_REPORTS_PER_WINDOW: usize = 300;
 pub const WINDOW_SECONDS: i64 = 60;
 /// How long a report stays on the tokens tab and the Workspace tokens page.
 pub const NOTICE_SECONDS: i64 = 30 * 86_400;
@@ -36,6 +41,11 @@ const MAX_KEYS: usize = 20_000;
 
 pub fn report_throttle() -> Throttle {
     Throttle::new(REPORTS_PER_WINDOW, WINDOW_SECONDS, MAX_KEYS)
+}
+
+/// The instance-wide count: one key, in a throttle of its own.
+pub fn instance_report_throttle() -> Throttle {
+    Throttle::new(INSTANCE_REPORTS_PER_WINDOW, WINDOW_SECONDS, 1)
 }
 
 /// One entry of a report, as the scanner sent it.
@@ -73,9 +83,11 @@ fn cut(s: &str, max: usize) -> String {
 
 impl Tollgate {
     /// Counts a report from `ip`; refuses once the address has sent
-    /// `REPORTS_PER_WINDOW` within the window. Counted before the body is
-    /// read, so a flood of garbage is refused as cheaply as a flood of
-    /// tokens.
+    /// `REPORTS_PER_WINDOW` within the window, or the instance has accepted
+    /// `INSTANCE_REPORTS_PER_WINDOW` from everyone. Counted before the body
+    /// is read, so a flood of garbage is refused as cheaply as a flood of
+    /// tokens. An address already over its own limit does not use up the
+    /// instance's.
     pub fn admit_leak_report(&self, ip: &str, now: i64) -> Result<(), ServiceError> {
         let key = throttle::Key::new(throttle::Kind::LeakReport, ip, "");
         self.leak_reports.attempt(key, now).map_err(|retry_after| {
@@ -85,7 +97,16 @@ impl Tollgate {
                     "Too many leaked-token reports from this address. Try again in {retry_after} seconds."
                 ),
             }
-        })
+        })?;
+        let instance = throttle::Key::new(throttle::Kind::LeakReport, "", "instance");
+        self.leak_reports_instance
+            .attempt(instance, now)
+            .map_err(|retry_after| ServiceError::TooManyAttempts {
+                retry_after,
+                message: format!(
+                    "This server is receiving too many leaked-token reports. Try again in {retry_after} seconds."
+                ),
+            })
     }
 
     /// Revokes every live token among `reports` and labels each entry, in

@@ -42,6 +42,8 @@ pub struct Tollgate {
     pub throttle: throttle::Throttle,
     /// Counts leaked-token reports per address (see `leaks`).
     pub leak_reports: throttle::Throttle,
+    /// Counts leaked-token reports from everyone together (see `leaks`).
+    pub leak_reports_instance: throttle::Throttle,
     /// Sends invitations and expiry notices; `None` when no SMTP server is
     /// configured.
     pub mailer: Option<crate::mail::Mailer>,
@@ -61,6 +63,7 @@ impl Tollgate {
             tokens,
             throttle: Default::default(),
             leak_reports: leaks::report_throttle(),
+            leak_reports_instance: leaks::instance_report_throttle(),
             support_contact,
             mailer: None,
         }

@@ -19,7 +19,28 @@ pub struct PolicyRequest {
     pub require_expiry: Option<String>,
 }
 
+impl PolicyRequest {
+    /// The same request in numbers (the API's shape): `None` for no
+    /// maximum lifetime. Checked like the form by `set_token_policy`.
+    pub fn from_days(max_lifetime_days: Option<i64>, require_expiry: bool) -> Self {
+        Self {
+            max_lifetime: max_lifetime_days.map_or_else(|| "none".to_owned(), |d| d.to_string()),
+            require_expiry: require_expiry.then(|| "on".to_owned()),
+        }
+    }
+}
+
 impl Tollgate {
+    /// The workspace's policy, for its Admins.
+    pub async fn workspace_token_policy(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+    ) -> Result<TokenPolicy, ServiceError> {
+        actor.require_admin(workspace)?;
+        self.token_policy(workspace).await
+    }
+
     /// The policy that applies to tokens made in a workspace (anyone
     /// generating a token there must see it).
     pub async fn token_policy(&self, workspace: WorkspaceId) -> Result<TokenPolicy, ServiceError> {

@@ -8,14 +8,16 @@
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::domain::{
-    Expiry, PlainToken, Role, Scope, ServiceAccountName, TokenId, TokenName, UserId,
-    ValidationError, WorkspaceId,
+    AccountKind, PlainToken, Role, ServiceAccountName, TokenId, TokenName, UserId, ValidationError,
+    WorkspaceId,
 };
 use crate::service::audit::{self, Event};
-use crate::service::tokens::{GenerateRequest, IssuedToken, MAX_LIVE_TOKENS, lock_user_tokens};
+use crate::service::tokens::{
+    GenerateRequest, Holder, IssuedToken, NewTokenFor, choose_scope, insert_token, lock_user_tokens,
+};
 use crate::service::{Actor, RequestMeta, ServiceError, Tollgate};
 use crate::storage::service_accounts::ServiceAccountRow;
-use crate::storage::tokens::{NewToken, TokenRow};
+use crate::storage::tokens::TokenRow;
 use crate::storage::{self, Tx};
 
 /// A service account and its tokens, newest first.
@@ -35,6 +37,24 @@ async fn find_account(
 }
 
 impl Tollgate {
+    /// Opens the transaction of a change to one service account of the
+    /// workspace: the actor is confirmed an Admin there, the account is
+    /// found (another workspace's is "not found") and its tokens are locked.
+    async fn begin_on_account(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        id: UserId,
+        now: i64,
+    ) -> Result<(Tx, ServiceAccountRow), ServiceError> {
+        actor.require_admin(workspace)?;
+        let mut tx = self.db.begin().await?;
+        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
+        let account = find_account(&mut tx, workspace, id).await?;
+        lock_user_tokens(&mut tx, id).await?;
+        Ok((tx, account))
+    }
+
     /// The service accounts of a workspace the user administers.
     pub async fn service_accounts(
         &self,
@@ -72,6 +92,16 @@ impl Tollgate {
         now: i64,
     ) -> Result<ServiceAccountRow, ServiceError> {
         actor.require_admin(workspace)?;
+        // A service account is made by a person: its list names who, and
+        // an account made by another account would name nobody.
+        if let Actor::Token(principal) = actor
+            && principal.kind == AccountKind::ServiceAccount
+        {
+            return Err(ServiceError::forbidden(
+                "members_only",
+                "Only a member's token can create service accounts.",
+            ));
+        }
         let name = ServiceAccountName::parse(name).map_err(|e| ServiceError::invalid("name", e))?;
         let role: Role = role.parse().map_err(|_| {
             ServiceError::invalid("role", ValidationError::new("Choose a role from the list."))
@@ -126,11 +156,7 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<(ServiceAccountRow, usize), ServiceError> {
-        actor.require_admin(workspace)?;
-        let mut tx = self.db.begin().await?;
-        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
-        let account = find_account(&mut tx, workspace, id).await?;
-        lock_user_tokens(&mut tx, id).await?;
+        let (mut tx, account) = self.begin_on_account(actor, workspace, id, now).await?;
         let revoked = storage::tokens::delete_all_for_user(&mut *tx, id.0).await?;
         if storage::service_accounts::delete(&mut *tx, id.0).await? != 1 {
             return Err(ServiceError::NotFound);
@@ -162,82 +188,37 @@ impl Tollgate {
     ) -> Result<IssuedToken, ServiceError> {
         actor.require_admin(workspace)?;
         let name = TokenName::parse(&request.name).map_err(|e| ServiceError::invalid("name", e))?;
-        let expiry = match request.expiry.as_deref().filter(|s| !s.is_empty()) {
-            Some(raw) => Expiry::parse(raw).map_err(|e| ServiceError::invalid("expiry", e))?,
-            None => Expiry::default(),
-        };
+        // Service tokens keep to the workspace's token policy like any other.
+        let expiry = self
+            .choose_expiry(workspace, request.expiry.as_deref())
+            .await?;
         let token = PlainToken::generate();
-        let digest = token.digest();
-        let mut tx = self.db.begin().await?;
-        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
-        let account = find_account(&mut tx, workspace, id).await?;
-        let role = account.role;
-        let scope = match request.scope.as_deref().filter(|s| !s.is_empty()) {
-            Some(raw) => raw.parse::<Scope>().map_err(|_| {
-                ServiceError::invalid(
-                    "scope",
-                    ValidationError::new("Choose a scope from the list."),
-                )
-            })?,
-            None => role.default_scope(),
-        };
-        if !scope.grantable_by(role) {
-            return Err(ServiceError::invalid(
-                "scope",
-                ValidationError::new(format!(
-                    "A token's scope can not exceed the service account's role ({}).",
-                    role.label()
-                )),
-            ));
-        }
-        lock_user_tokens(&mut tx, id).await?;
-        if storage::tokens::count_live(&mut *tx, id.0, now).await? >= MAX_LIVE_TOKENS {
-            return Err(ServiceError::Conflict {
-                field: "name",
-                message: format!(
-                    "This service account already has {MAX_LIVE_TOKENS} tokens, the most an account may hold. Delete one it no longer uses first."
-                ),
-            });
-        }
-        if storage::tokens::live_name_taken(&mut *tx, id.0, name.as_str(), now).await? {
-            return Err(ServiceError::Conflict {
-                field: "name",
-                message: format!(
-                    "This service account already has a token named “{name}”. Choose another name."
-                ),
-            });
-        }
-        let new = NewToken {
-            user_id: id.0,
-            workspace_id: workspace.0,
-            name: name.as_str(),
-            scope,
-            digest: digest.as_str(),
-            last4: token.last4(),
-            created_at: now,
-            expires_at: expiry.expires_at(now),
-        };
-        let token_id = storage::tokens::insert(&mut *tx, &new).await?;
+        let (mut tx, account) = self.begin_on_account(actor, workspace, id, now).await?;
+        let scope = choose_scope(
+            request.scope.as_deref(),
+            account.role,
+            Holder::ServiceAccount,
+        )?;
         let detail = format!(
             "service account {}, scope {}, expires {}",
             account.name,
             scope.label(),
             expiry.label().to_lowercase()
         );
-        let event = Event {
-            workspace_id: Some(workspace),
+        let new = NewTokenFor {
+            holder: Holder::ServiceAccount,
+            owner: id,
+            workspace,
+            name: &name,
+            scope,
+            expiry,
             action: "service_account.token_created",
-            target_id: Some(token_id),
-            target_label: name.as_str(),
             detail: &detail,
         };
-        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
-        let row = storage::tokens::find_for_user(&mut *tx, id.0, token_id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let row = insert_token(&mut tx, actor, &new, &token, meta, now).await?;
         tx.commit().await?;
         Ok(IssuedToken {
-            id: TokenId(token_id),
+            id: row.id,
             name: name.to_string(),
             token,
             row,
@@ -270,11 +251,7 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<TokenRow, ServiceError> {
-        actor.require_admin(workspace)?;
-        let mut tx = self.db.begin().await?;
-        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
-        let account = find_account(&mut tx, workspace, id).await?;
-        lock_user_tokens(&mut tx, id).await?;
+        let (mut tx, account) = self.begin_on_account(actor, workspace, id, now).await?;
         let row = storage::tokens::find_for_user(&mut *tx, id.0, token.0)
             .await?
             .ok_or(ServiceError::NotFound)?;
@@ -301,11 +278,7 @@ impl Tollgate {
         meta: &RequestMeta,
         now: i64,
     ) -> Result<usize, ServiceError> {
-        actor.require_admin(workspace)?;
-        let mut tx = self.db.begin().await?;
-        actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
-        let account = find_account(&mut tx, workspace, id).await?;
-        lock_user_tokens(&mut tx, id).await?;
+        let (mut tx, account) = self.begin_on_account(actor, workspace, id, now).await?;
         let revoked = storage::tokens::delete_all_for_user(&mut *tx, id.0).await?;
         let detail = format!("{} token(s)", revoked.len());
         let event = Event {

@@ -134,41 +134,11 @@ impl Tollgate {
             return Err(cannot_create());
         }
         let name = TokenName::parse(&request.name).map_err(|e| ServiceError::invalid("name", e))?;
-        let scope = match request.scope.as_deref().filter(|s| !s.is_empty()) {
-            Some(raw) => raw.parse::<Scope>().map_err(|_| {
-                ServiceError::invalid(
-                    "scope",
-                    ValidationError::new("Choose a scope from the list."),
-                )
-            })?,
-            None => membership.role.default_scope(),
-        };
-        if !scope.grantable_by(membership.role) {
-            return Err(ServiceError::invalid(
-                "scope",
-                ValidationError::new(format!(
-                    "A token's scope can not exceed your role ({}).",
-                    membership.role.label()
-                )),
-            ));
-        }
-        // The workspace's token policy narrows the expiry choices; the
-        // default follows it.
-        let policy =
-            storage::token_policies::get(self.db.pool(), membership.workspace_id.0).await?;
-        let expiry = match request.expiry.as_deref().filter(|s| !s.is_empty()) {
-            Some(raw) => Expiry::parse(raw).map_err(|e| ServiceError::invalid("expiry", e))?,
-            None => policy.default_expiry(),
-        };
-        if !policy.allows(expiry) {
-            return Err(ServiceError::Invalid {
-                field: "expiry",
-                message: policy.refusal(),
-            });
-        }
-
+        let scope = choose_scope(request.scope.as_deref(), membership.role, Holder::Member)?;
+        let expiry = self
+            .choose_expiry(membership.workspace_id, request.expiry.as_deref())
+            .await?;
         let token = PlainToken::generate();
-        let digest = token.digest();
         let mut tx = self.db.begin().await?;
         // The role the scope was checked against must still hold now.
         actor
@@ -179,56 +149,53 @@ impl Tollgate {
                 now,
             )
             .await?;
-        lock_user_tokens(&mut tx, user.id).await?;
-        if storage::tokens::count_live(&mut *tx, user.id.0, now).await? >= MAX_LIVE_TOKENS {
-            return Err(ServiceError::Conflict {
-                field: "name",
-                message: format!(
-                    "You already have {MAX_LIVE_TOKENS} tokens, the most a member may hold. Delete one you no longer use first."
-                ),
-            });
-        }
-        if storage::tokens::live_name_taken(&mut *tx, user.id.0, name.as_str(), now).await? {
-            return Err(ServiceError::Conflict {
-                field: "name",
-                message: format!("You already have a token named “{name}”. Choose another name."),
-            });
-        }
-        let new = NewToken {
-            user_id: user.id.0,
-            workspace_id: membership.workspace_id.0,
-            name: name.as_str(),
-            scope,
-            digest: digest.as_str(),
-            last4: token.last4(),
-            created_at: now,
-            expires_at: expiry.expires_at(now),
-        };
-        let id = storage::tokens::insert(&mut *tx, &new).await?;
         let detail = format!(
             "scope {}, expires {}",
             scope.label(),
             expiry.label().to_lowercase()
         );
-        let event = Event {
-            workspace_id: Some(membership.workspace_id),
+        let new = NewTokenFor {
+            holder: Holder::Member,
+            owner: user.id,
+            workspace: membership.workspace_id,
+            name: &name,
+            scope,
+            expiry,
             action: "token.created",
-            target_id: Some(id),
-            target_label: name.as_str(),
             detail: &detail,
         };
-        audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
-        let row = storage::tokens::find_for_user(&mut *tx, user.id.0, id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let row = insert_token(&mut tx, actor, &new, &token, meta, now).await?;
         tx.commit().await?;
-        tracing::info!(token_id = id, user_id = user.id.0, "token created");
+        let id = row.id;
+        tracing::info!(token_id = id.0, user_id = user.id.0, "token created");
         Ok(IssuedToken {
-            id: TokenId(id),
+            id,
             name: name.to_string(),
             token,
             row,
         })
+    }
+
+    /// The expiry a new token of `workspace` gets: the one asked for if the
+    /// workspace's token policy allows it; none asked for, the policy's
+    /// default.
+    pub(crate) async fn choose_expiry(
+        &self,
+        workspace: WorkspaceId,
+        raw: Option<&str>,
+    ) -> Result<Expiry, ServiceError> {
+        let policy = storage::token_policies::get(self.db.pool(), workspace.0).await?;
+        let expiry = match raw.filter(|s| !s.is_empty()) {
+            Some(raw) => Expiry::parse(raw).map_err(|e| ServiceError::invalid("expiry", e))?,
+            None => policy.default_expiry(),
+        };
+        if !policy.allows(expiry) {
+            return Err(ServiceError::Invalid {
+                field: "expiry",
+                message: policy.refusal(),
+            });
+        }
+        Ok(expiry)
     }
 
     /// Deletes one of the actor's own tokens: a member any of theirs, a
@@ -508,6 +475,126 @@ impl Tollgate {
         self.tokens.after_commit(ticket).await;
         Ok(())
     }
+}
+
+/// Whose token is being made, as refusals name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    Member,
+    ServiceAccount,
+}
+
+/// The scope a new token gets: the one asked for, at most `role`; none
+/// asked for, the role's default.
+pub(crate) fn choose_scope(
+    raw: Option<&str>,
+    role: Role,
+    holder: Holder,
+) -> Result<Scope, ServiceError> {
+    let scope = match raw.filter(|s| !s.is_empty()) {
+        Some(raw) => raw.parse::<Scope>().map_err(|_| {
+            ServiceError::invalid(
+                "scope",
+                ValidationError::new("Choose a scope from the list."),
+            )
+        })?,
+        None => role.default_scope(),
+    };
+    if !scope.grantable_by(role) {
+        let whose = match holder {
+            Holder::Member => "your role",
+            Holder::ServiceAccount => "the service account's role",
+        };
+        return Err(ServiceError::invalid(
+            "scope",
+            ValidationError::new(format!(
+                "A token's scope can not exceed {whose} ({}).",
+                role.label()
+            )),
+        ));
+    }
+    Ok(scope)
+}
+
+/// A token about to be stored, checked and parsed.
+pub(crate) struct NewTokenFor<'a> {
+    pub holder: Holder,
+    pub owner: UserId,
+    pub workspace: WorkspaceId,
+    pub name: &'a TokenName,
+    pub scope: Scope,
+    pub expiry: Expiry,
+    /// The audit event's action and detail.
+    pub action: &'static str,
+    pub detail: &'a str,
+}
+
+/// Stores a new token inside `tx` (whose actor is confirmed): under the
+/// owner's token lock, refused past `MAX_LIVE_TOKENS` or with a name the
+/// owner's live tokens already use; recorded in the audit log. Returns the
+/// stored row.
+pub(crate) async fn insert_token(
+    tx: &mut Tx,
+    actor: &Actor,
+    new: &NewTokenFor<'_>,
+    token: &PlainToken,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<TokenRow, ServiceError> {
+    let owner = new.owner;
+    lock_user_tokens(tx, owner).await?;
+    if storage::tokens::count_live(&mut **tx, owner.0, now).await? >= MAX_LIVE_TOKENS {
+        let message = match new.holder {
+            Holder::Member => format!(
+                "You already have {MAX_LIVE_TOKENS} tokens, the most a member may hold. Delete one you no longer use first."
+            ),
+            Holder::ServiceAccount => format!(
+                "This service account already has {MAX_LIVE_TOKENS} tokens, the most an account may hold. Delete one it no longer uses first."
+            ),
+        };
+        return Err(ServiceError::Conflict {
+            field: "name",
+            message,
+        });
+    }
+    let name = new.name;
+    if storage::tokens::live_name_taken(&mut **tx, owner.0, name.as_str(), now).await? {
+        let message = match new.holder {
+            Holder::Member => {
+                format!("You already have a token named “{name}”. Choose another name.")
+            }
+            Holder::ServiceAccount => format!(
+                "This service account already has a token named “{name}”. Choose another name."
+            ),
+        };
+        return Err(ServiceError::Conflict {
+            field: "name",
+            message,
+        });
+    }
+    let digest = token.digest();
+    let row = NewToken {
+        user_id: owner.0,
+        workspace_id: new.workspace.0,
+        name: name.as_str(),
+        scope: new.scope,
+        digest: digest.as_str(),
+        last4: token.last4(),
+        created_at: now,
+        expires_at: new.expiry.expires_at(now),
+    };
+    let id = storage::tokens::insert(&mut **tx, &row).await?;
+    let event = Event {
+        workspace_id: Some(new.workspace),
+        action: new.action,
+        target_id: Some(id),
+        target_label: name.as_str(),
+        detail: new.detail,
+    };
+    audit::record(tx, &actor.audit(), meta, event, now).await?;
+    storage::tokens::find_for_user(&mut **tx, owner.0, id)
+        .await?
+        .ok_or(ServiceError::NotFound)
 }
 
 pub(crate) async fn lock_user_tokens(tx: &mut Tx, user: UserId) -> Result<(), ServiceError> {

@@ -3,7 +3,7 @@
 //! becoming the new one's first Admin, and renames the workspaces they
 //! administer. Names are unique across the organization.
 
-use crate::domain::{Role, WorkspaceId, WorkspaceName};
+use crate::domain::{AccountKind, Role, WorkspaceId, WorkspaceName};
 use crate::service::audit::{self, Event};
 use crate::service::{Actor, Membership, RequestMeta, ServiceError, Tollgate};
 use crate::storage;
@@ -24,6 +24,23 @@ fn unique_or(err: storage::Error, name: &WorkspaceName) -> ServiceError {
 }
 
 impl Tollgate {
+    /// The workspaces the actor acts in, with its role in each: a member
+    /// all of theirs; a token only its own (a token never sees beyond its
+    /// workspace), with what it may do there.
+    pub fn workspaces(&self, actor: &Actor) -> Result<Vec<Membership>, ServiceError> {
+        match actor {
+            Actor::Member(user) => Ok(user.memberships.clone()),
+            Actor::Token(principal) => {
+                actor.require(principal.workspace_id, Role::ReadOnly)?;
+                Ok(vec![Membership {
+                    workspace_id: principal.workspace_id,
+                    workspace_name: principal.workspace_name.clone(),
+                    role: principal.effective(),
+                }])
+            }
+        }
+    }
+
     pub async fn create_workspace(
         &self,
         actor: &Actor,
@@ -36,6 +53,16 @@ impl Tollgate {
         let administered = actor.admin_workspace(None).map_err(|_| {
             ServiceError::forbidden("not_admin", "Only Admins can create workspaces.")
         })?;
+        // The creator becomes the new workspace's first Admin: a person,
+        // never a service account (which belongs to its one workspace).
+        if let Actor::Token(principal) = actor
+            && principal.kind == AccountKind::ServiceAccount
+        {
+            return Err(ServiceError::forbidden(
+                "members_only",
+                "Only a member's token can create workspaces.",
+            ));
+        }
         let name = WorkspaceName::parse(name).map_err(|e| ServiceError::invalid("name", e))?;
         let mut tx = self.db.begin().await?;
         actor
@@ -79,7 +106,7 @@ impl Tollgate {
     }
 
     /// Renames a workspace the user administers. Tokens keep working; the
-    /// API shows the new name at once.
+    /// API shows the new name at once. Returns the workspace as renamed.
     pub async fn rename_workspace(
         &self,
         actor: &Actor,
@@ -87,13 +114,25 @@ impl Tollgate {
         name: &str,
         meta: &RequestMeta,
         now: i64,
-    ) -> Result<(), ServiceError> {
-        let current = actor.admin_workspace(Some(workspace)).map_err(|_| {
-            ServiceError::forbidden("not_admin", "Only the workspace's Admins can rename it.")
-        })?;
+    ) -> Result<Membership, ServiceError> {
+        // A token asking for another workspace than its own learns nothing
+        // about it: "not found", as everywhere on the API.
+        let current = actor
+            .admin_workspace(Some(workspace))
+            .map_err(|err| match err {
+                ServiceError::NotFound => ServiceError::NotFound,
+                _ => ServiceError::forbidden(
+                    "not_admin",
+                    "Only the workspace's Admins can rename it.",
+                ),
+            })?;
         let name = WorkspaceName::parse(name).map_err(|e| ServiceError::invalid("name", e))?;
+        let renamed = Membership {
+            workspace_name: name.to_string(),
+            ..current.clone()
+        };
         if name.as_str() == current.workspace_name {
-            return Ok(());
+            return Ok(renamed);
         }
         let mut tx = self.db.begin().await?;
         actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
@@ -119,6 +158,7 @@ impl Tollgate {
             detail: &detail,
         };
         audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
-        self.commit_token_change(tx).await
+        self.commit_token_change(tx).await?;
+        Ok(renamed)
     }
 }

@@ -11,7 +11,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::domain::{Expiry, Role, TokenId, UserId};
+use crate::domain::{Role, TokenId, UserId};
 use crate::service::service_accounts::ServiceAccountDetail;
 use crate::service::tokens::{GenerateRequest, IssuedToken};
 use crate::service::{Membership, ServiceError, SignedInUser, Tollgate};
@@ -239,6 +239,9 @@ async fn account_page(
     let ServiceAccountDetail { account, tokens } =
         app.service_account(actor, ws.workspace_id, id).await?;
     let now = app.now();
+    // The workspace's token policy narrows the expiry choices, as on the
+    // tokens tab.
+    let policy = app.token_policy(ws.workspace_id).await?;
     let role = account.role;
     let scope = typed
         .scope
@@ -247,7 +250,7 @@ async fn account_page(
     let expiry = typed
         .expiry
         .clone()
-        .unwrap_or_else(|| Expiry::default().as_str().to_owned());
+        .unwrap_or_else(|| policy.default_expiry().as_str().to_owned());
     let open_generate = open || error.is_some();
     let (field, error) = match error {
         Some((field, message)) => (field, Some(message)),
@@ -282,7 +285,8 @@ async fn account_page(
                     selected: s.as_str() == scope,
                 })
                 .collect(),
-            expiries: Expiry::ALL
+            expiries: policy
+                .allowed_expiries()
                 .into_iter()
                 .map(|e| Choice {
                     value: e.as_str().to_owned(),

@@ -148,7 +148,7 @@ pub async fn rename(
         .rename_workspace(actor, workspace, &form.name, &meta, app.now())
         .await
     {
-        Ok(()) => {
+        Ok(_) => {
             flash(&session, "success", "Workspace renamed.")?;
             Ok(see_other(urls::WORKSPACES))
         }

@@ -148,7 +148,16 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
 /// Values for a schema: some it allows, some it does not.
 fn samples(doc: &Value, schema: &Value, known_ids: &[i64]) -> (Vec<Value>, Vec<Value>) {
     let schema = resolve(doc, schema);
-    match schema.get("type").and_then(Value::as_str) {
+    let (kind, nullable) = match schema.get("type") {
+        Some(Value::String(one)) => (Some(one.as_str()), false),
+        // `["integer", "null"]`: the one type, and `null` among the valid values.
+        Some(Value::Array(many)) => (
+            many.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+            many.iter().any(|t| t == "null"),
+        ),
+        _ => (None, false),
+    };
+    let (mut valid, invalid) = match kind {
         Some("integer") => {
             let min = schema.get("minimum").and_then(Value::as_i64);
             let max = schema.get("maximum").and_then(Value::as_i64);
@@ -162,19 +171,44 @@ fn samples(doc: &Value, schema: &Value, known_ids: &[i64]) -> (Vec<Value>, Vec<V
             invalid.extend(max.map(|m| json!(m + 1)));
             (valid, invalid)
         }
-        Some("string") => (
-            vec![],
-            vec![json!("!!"), json!("-5"), json!("x".repeat(300))],
+        Some("boolean") => (
+            vec![json!(true), json!(false)],
+            vec![json!("yes"), json!(1)],
         ),
+        Some("string") => {
+            // A pattern of alternatives lists the valid values; any other
+            // string field gets one plain value.
+            let valid = match schema.get("pattern").and_then(Value::as_str) {
+                Some(pattern) => pattern
+                    .strip_prefix("^(")
+                    .and_then(|p| p.strip_suffix(")$"))
+                    .map(|alternatives| alternatives.split('|').map(|a| json!(a)).collect())
+                    .unwrap_or_default(),
+                None => vec![json!("contract")],
+            };
+            (
+                valid,
+                vec![json!("!!"), json!("-5"), json!("x".repeat(300))],
+            )
+        }
         Some("object") => {
             let mut valid = vec![json!({})];
             let mut invalid = vec![json!([]), json!("x"), json!(1), json!(null)];
             let properties = schema.get("properties").and_then(Value::as_object);
+            // Every property at once, each with its first valid value: the
+            // only way a body with several required fields can succeed.
+            let mut full = serde_json::Map::new();
             for (name, field) in properties.into_iter().flatten() {
                 let (good, bad) = samples(doc, field, known_ids);
+                if let Some(first) = good.first() {
+                    full.insert(name.clone(), first.clone());
+                }
                 valid.extend(good.into_iter().map(|v| json!({ name: v })));
                 invalid.extend(bad.into_iter().map(|v| json!({ name: v })));
                 invalid.push(json!({ name: null }));
+            }
+            if full.len() > 1 {
+                valid.push(Value::Object(full));
             }
             if schema.get("additionalProperties") == Some(&json!(false)) {
                 invalid.push(json!({ "not_in_the_document": 1 }));
@@ -191,7 +225,11 @@ fn samples(doc: &Value, schema: &Value, known_ids: &[i64]) -> (Vec<Value>, Vec<V
             (valid, invalid)
         }
         other => panic!("no samples for schema type {other:?}"),
+    };
+    if nullable {
+        valid.push(Value::Null);
     }
+    (valid, invalid)
 }
 
 /// One request to make.
@@ -217,6 +255,44 @@ async fn send(app: &TestApp, case: &Case) -> crate::helpers::Page {
     read(request.send().await.expect("request")).await
 }
 
+/// A service account of the Admin's workspace with one token, made through
+/// the API for one request: (account id, token id).
+async fn service_account_with_token(app: &TestApp, n: &mut u32) -> (i64, i64) {
+    let (_, admin_token) = fresh(app, ADMIN, "admin", n).await;
+    let call = |path: &'static str, body: Value| {
+        let request = reqwest::Client::new()
+            .post(format!("{}{path}", app.address))
+            .header("Authorization", bearer(&admin_token))
+            .json(&body);
+        async move { read(request.send().await.expect("request")).await }
+    };
+    let created = call(
+        "/api/v1/service-accounts",
+        json!({"name": format!("contract account {n}"), "role": "admin"}),
+    )
+    .await;
+    assert_eq!(
+        created.status,
+        reqwest::StatusCode::CREATED,
+        "{}",
+        created.body
+    );
+    let account = created.json()["id"].as_i64().unwrap();
+    let token = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/service-accounts/{account}/tokens",
+            app.address
+        ))
+        .header("Authorization", bearer(&admin_token))
+        .json(&json!({"name": "contract"}))
+        .send()
+        .await
+        .expect("request");
+    let token = read(token).await;
+    assert_eq!(token.status, reqwest::StatusCode::CREATED, "{}", token.body);
+    (account, token.json()["id"].as_i64().unwrap())
+}
+
 /// A token of `email` with `scope`, made for one request.
 async fn fresh(app: &TestApp, email: &str, scope: &str, n: &mut u32) -> (i64, String) {
     *n += 1;
@@ -230,7 +306,6 @@ each_backend! {
         // A token whose owner is then disabled: refused with 403 everywhere.
         let disabled = "disabled@example.com";
         app.core.create_user(tollgate::service::auth::NewUser { email: disabled, name: None, role: "read-write", workspace: None, password: crate::helpers::PASSWORD }, tollgate::clock::now()).await.unwrap();
-        let (_, disabled_token) = app.token_for(disabled, "owner disabled", "read-write").await;
         sqlx::query("UPDATE users SET disabled_at = 1 WHERE email = $1").bind(disabled).execute(app.db().pool()).await.unwrap();
         let mut n = 0;
         // Per operation: the statuses seen, to show each was really exercised.
@@ -274,7 +349,7 @@ each_backend! {
                         case(String::new(), id.clone(), None, Some(String::new()), "no token".into());
                         case(String::new(), id.clone(), None, Some("Bearer tgp_garbage".into()), "bad token".into());
                         case(String::new(), id.clone(), None, Some("read-only".into()), "read-only token".into());
-                        case(String::new(), id.clone(), None, Some(bearer(&disabled_token)), "owner disabled".into());
+                        case(String::new(), id.clone(), None, Some("owner disabled".into()), "owner disabled".into());
                     }
                     for p in &query_params {
                         let param = p["name"].as_str().unwrap();
@@ -308,8 +383,31 @@ each_backend! {
                         None => Some(bearer(&admin_token)),
                         Some("") => None,
                         Some("read-only") => Some(bearer(&fresh(&app, WRITER, "read-only", &mut n).await.1)),
+                        // Made for the case: a revoke-all earlier in the run
+                        // may have taken an older one.
+                        Some("owner disabled") => {
+                            let enable = |at: Option<i64>| sqlx::query("UPDATE users SET disabled_at = $1 WHERE email = $2").bind(at).bind(disabled).execute(app.db().pool());
+                            enable(None).await.unwrap();
+                            let token = fresh(&app, disabled, "read-write", &mut n).await.1;
+                            enable(Some(1)).await.unwrap();
+                            Some(bearer(&token))
+                        }
                         Some(other) => Some(other.to_owned()),
                     };
+                    // Ids of what the path names: a service account (and its
+                    // token), the token's own workspace, else a token.
+                    if c.path.contains("/service-accounts/{id}") {
+                        let (account, token) = service_account_with_token(&app, &mut n).await;
+                        c.path = c.path.replace("{id}", &account.to_string()).replace("{token_id}", &token.to_string());
+                    }
+                    if c.path.contains("{token_id}") {
+                        let (_, token) = service_account_with_token(&app, &mut n).await;
+                        c.path = c.path.replace("{token_id}", &token.to_string());
+                    }
+                    if c.path.contains("/workspaces/{id}") {
+                        let me = read(reqwest::Client::new().get(format!("{}/api/v1/me", app.address)).header("Authorization", bearer(&admin_token)).send().await.unwrap()).await;
+                        c.path = c.path.replace("{id}", &me.json()["workspace"]["id"].to_string());
+                    }
                     if c.path.contains("{id}") {
                         let (victim, _) = fresh(&app, ADMIN, "read-only", &mut n).await;
                         c.path = c.path.replace("{id}", &victim.to_string());

@@ -616,3 +616,18 @@ pub fn start_binary(
     };
     (child, address, lines)
 }
+
+/// An API request with a Bearer token and a JSON body.
+pub async fn api_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Page {
+    let request = reqwest::Client::new()
+        .request(method, format!("{}{}", app.address, path))
+        .header("Authorization", bearer(token))
+        .json(body);
+    read(request.send().await.expect("API request")).await
+}

@@ -302,3 +302,80 @@ fn check_token_accepts_real_tokens_and_rejects_a_one_character_change() {
         assert!(out.contains("line 2: invalid"), "{out}");
     }
 }
+
+/// A report sent through the trusted proxy on behalf of `client`.
+async fn report_from(app: &TestApp, client: &str, body: impl Into<reqwest::Body>) -> Page {
+    read(
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/leaked-tokens", app.address))
+            .header("Content-Type", "application/json")
+            .header("X-Forwarded-For", client)
+            .body(body)
+            .send()
+            .await
+            .expect("report"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_reports_from_many_addresses_meets_the_instance_ceiling() {
+    use tollgate::service::leaks::{
+        INSTANCE_REPORTS_PER_WINDOW, REPORTS_PER_WINDOW, WINDOW_SECONDS,
+    };
+    for backend in crate::helpers::backends() {
+        let database = crate::helpers::TestDatabase::create(backend).await;
+        crate::helpers::seed(&database.url).await;
+        let clock = std::sync::Arc::new(tollgate::clock::ManualClock::new(tollgate::clock::now()));
+        let mut app = crate::helpers::spawn_with_clock(
+            backend,
+            database,
+            |config| config.trusted_proxy = Some([127, 0, 0, 1].into()),
+            Some(clock),
+        )
+        .await;
+        let (_, token) = app.token_for(WRITER, "flooded", "read-write").await;
+        // Each address stays under its own limit; together they reach the
+        // instance's.
+        let per_address = REPORTS_PER_WINDOW - 1;
+        for i in 0..INSTANCE_REPORTS_PER_WINDOW {
+            let client = format!("198.51.100.{}", i / per_address + 1);
+            let res = report_from(&app, &client, "[]").await;
+            assert_eq!(
+                res.status,
+                StatusCode::OK,
+                "report {i} from {client}: {}",
+                res.body
+            );
+        }
+        // A fresh address is refused too, before its body is read: the token
+        // in it stays live.
+        let res = report_from(&app, "203.0.113.9", json!([{"token": token}]).to_string()).await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.body);
+        assert_eq!(res.json()["error"]["code"], "too_many_attempts");
+        assert!(
+            res.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("This server"),
+            "{}",
+            res.body
+        );
+        let retry: i64 = res
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!((1..=WINDOW_SECONDS).contains(&retry), "{retry}");
+        assert!(works(&app, &token).await);
+        assert_eq!(app.count("leak_reports").await, 0);
+        // Once the window has passed, reports are read again.
+        app.advance(std::time::Duration::from_secs(WINDOW_SECONDS as u64));
+        let res = report_from(&app, "203.0.113.9", json!([{"token": token}]).to_string()).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.json()[0]["label"], "true_positive");
+        assert!(!works(&app, &token).await);
+        app.stop().await;
+    }
+}

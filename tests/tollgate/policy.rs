@@ -3,12 +3,13 @@
 //! leaves outside, and the notices about tokens that expire within a week.
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 use tollgate::clock::now;
 use tollgate::domain::UserId;
 use tollgate::service::tokens::GenerateRequest;
 
 use crate::each_backend;
-use crate::helpers::{ADMIN, TestApp, WRITER, api, bearer};
+use crate::helpers::{ADMIN, TestApp, WRITER, api, api_json, bearer};
 
 const DAY: i64 = 86_400;
 
@@ -229,5 +230,87 @@ each_backend! {
         // Nothing expiring: no notice.
         let admin_tab = admin.get("/profile/tokens").await;
         assert_eq!(admin_tab.count("#expiring-notice"), 0);
+    }
+}
+
+// ---- Through the API ---------------------------------------------------------
+
+each_backend! {
+    async fn an_admin_token_reads_and_sets_the_policy_and_generation_keeps_to_it(app) {
+        let (_, admin) = app.token_for(ADMIN, "admin api", "admin").await;
+        let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.json(), json!({"max_lifetime_days": null, "require_expiry": false}));
+
+        let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &json!({"max_lifetime_days": 30, "require_expiry": false})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        // A maximum lifetime implies an expiration date.
+        assert_eq!(res.json(), json!({"max_lifetime_days": 30, "require_expiry": true}));
+        assert_eq!(stored_policy(&app).await, Some((Some(30), 1)));
+        assert_eq!(policy_events(&app).await, 1);
+        let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
+        assert_eq!(res.json(), json!({"max_lifetime_days": 30, "require_expiry": true}));
+
+        // Service tokens keep to it too, through the API and the page.
+        let account = api_json(&app, Method::POST, "/api/v1/service-accounts", &admin, &json!({"name": "Bot", "role": "read-write"})).await.json()["id"].as_i64().unwrap();
+        let tokens = app.count("personal_access_tokens").await;
+        for expires in [json!(90), json!(null)] {
+            let res = api_json(&app, Method::POST, &format!("/api/v1/service-accounts/{account}/tokens"), &admin, &json!({"name": "long", "expires_in_days": expires})).await;
+            assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{expires}: {}", res.body);
+            assert_eq!(res.json()["error"]["code"], "invalid_expiry");
+            assert!(res.json()["error"]["message"].as_str().unwrap().contains("30 days"), "{}", res.body);
+        }
+        assert_eq!(app.count("personal_access_tokens").await, tokens);
+        let page = app.signed_in(ADMIN).await.get(&format!("/service-accounts/{account}/tokens/new")).await;
+        let offered: Vec<String> = page.html().select(&scraper::Selector::parse("#token-expiry option").unwrap()).filter_map(|o| o.value().attr("value").map(str::to_owned)).collect();
+        assert_eq!(offered, vec!["7", "30"]);
+        // No expiry asked for: the longest the policy allows.
+        let res = api_json(&app, Method::POST, &format!("/api/v1/service-accounts/{account}/tokens"), &admin, &json!({"name": "default"})).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let expires_at: i64 = sqlx::query_scalar("SELECT expires_at - created_at FROM personal_access_tokens WHERE name = 'default'").fetch_one(app.db().pool()).await.unwrap();
+        assert_eq!(expires_at, 30 * DAY);
+
+        // Back to no policy.
+        let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &json!({"max_lifetime_days": null, "require_expiry": false})).await;
+        assert_eq!(res.json(), json!({"max_lifetime_days": null, "require_expiry": false}));
+        assert_eq!(policy_events(&app).await, 2);
+    }
+}
+
+each_backend! {
+    async fn a_policy_outside_the_allowed_values_is_422_and_changes_nothing(app) {
+        let (_, admin) = app.token_for(ADMIN, "admin api", "admin").await;
+        let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &json!({"max_lifetime_days": 90, "require_expiry": true})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let events = app.count("audit_events").await;
+        for (body, status, code) in [
+            (json!({"max_lifetime_days": 45, "require_expiry": true}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy"),
+            (json!({"max_lifetime_days": 0, "require_expiry": false}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy"),
+            (json!({"max_lifetime_days": -7, "require_expiry": false}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy"),
+            (json!({"max_lifetime_days": "30", "require_expiry": true}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!({"max_lifetime_days": 30}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!({"max_lifetime_days": 30, "require_expiry": "yes"}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!({"max_lifetime_days": 30, "require_expiry": true, "also": 1}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!([30, true]), StatusCode::BAD_REQUEST, "invalid_json"),
+        ] {
+            let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &body).await;
+            assert_eq!(res.status, status, "{body}: {}", res.body);
+            assert_eq!(res.json()["error"]["code"], code, "{body}");
+        }
+        assert_eq!(stored_policy(&app).await, Some((Some(90), 1)));
+        assert_eq!(app.count("audit_events").await, events);
+        // Tokens without Admin rights may neither read nor change it.
+        let (_, writer) = app.token_for(WRITER, "writer", "read-write").await;
+        let (_, capped) = app.token_for(ADMIN, "capped", "read-write").await;
+        let events = app.count("audit_events").await;
+        for token in [&writer, &capped] {
+            let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(token))).await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+            let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", token, &json!({"max_lifetime_days": null, "require_expiry": false})).await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+            assert_eq!(res.json()["error"]["code"], "insufficient_scope");
+        }
+        assert_eq!(stored_policy(&app).await, Some((Some(90), 1)));
+        assert_eq!(app.count("audit_events").await, events);
     }
 }

@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 use tollgate::storage::Db;
 
 use crate::each_backend;
-use crate::helpers::{ADMIN, READER, TestApp, TestClient, WRITER, api, bearer};
+use crate::helpers::{ADMIN, READER, TestApp, TestClient, WRITER, api, api_json, bearer};
 
 /// Creates a service account through its page and returns its id.
 async fn create_account(client: &TestClient, name: &str, role: &str) -> i64 {
@@ -348,5 +349,199 @@ each_backend! {
         sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(id).execute(console.pool()).await.unwrap();
         refused_within_two_seconds(&app, &secret, StatusCode::FORBIDDEN).await;
         console.close().await;
+    }
+}
+
+// ---- Through the API ---------------------------------------------------------
+
+/// A service account created through the API with an Admin token: its id.
+async fn api_account(app: &TestApp, admin: &str, name: &str, role: &str) -> i64 {
+    let res = api_json(
+        app,
+        Method::POST,
+        "/api/v1/service-accounts",
+        admin,
+        &json!({"name": name, "role": role}),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    res.json()["id"].as_i64().expect("an id")
+}
+
+/// A token of a service account generated through the API: (id, secret).
+async fn api_token(
+    app: &TestApp,
+    admin: &str,
+    account: i64,
+    body: serde_json::Value,
+) -> (i64, String) {
+    let res = api_json(
+        app,
+        Method::POST,
+        &format!("/api/v1/service-accounts/{account}/tokens"),
+        admin,
+        &body,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    let json = res.json();
+    (
+        json["id"].as_i64().unwrap(),
+        json["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn token_count(app: &TestApp) -> i64 {
+    app.count("personal_access_tokens").await
+}
+
+each_backend! {
+    async fn an_admin_token_manages_service_accounts_and_their_tokens_through_the_api(app) {
+        let (_, admin) = app.token_for(ADMIN, "admin api", "admin").await;
+        let list = api(&app, Method::GET, "/api/v1/service-accounts", Some(&bearer(&admin))).await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+        assert_eq!(list.json()["data"], json!([]));
+
+        let res = api_json(&app, Method::POST, "/api/v1/service-accounts", &admin, &json!({"name": "  Deploy bot ", "role": "read-write"})).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let created = res.json();
+        assert_eq!(created["name"], "Deploy bot");
+        assert_eq!(created["role"], "read-write");
+        assert_eq!(created["tokens"], 0);
+        assert_eq!(created["created_by"], ADMIN);
+        let id = created["id"].as_i64().unwrap();
+        assert!(actions(&app).await.contains(&"service_account.created".to_owned()));
+
+        // A token, its secret in this answer only; it works on /me as the account.
+        let res = api_json(&app, Method::POST, &format!("/api/v1/service-accounts/{id}/tokens"), &admin, &json!({"name": "ci", "scope": "read-write", "expires_in_days": 30})).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        assert_eq!(res.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+        let issued = res.json();
+        let ci = issued["token"].as_str().unwrap().to_owned();
+        assert!(ci.starts_with("tgp_") && ci.len() == 42);
+        assert_eq!(issued["scope"], "read-write");
+        assert_eq!(issued["owner"]["kind"], "service_account");
+        assert!(issued["expires_at"].is_string(), "30 days: {issued}");
+        let json = me(&app, &ci).await.json();
+        assert_eq!(json["kind"], "service_account");
+        assert_eq!(json["user"]["name"], "Deploy bot");
+
+        // Listed, without a secret; the account's count follows.
+        let tokens = api(&app, Method::GET, &format!("/api/v1/service-accounts/{id}/tokens"), Some(&bearer(&admin))).await;
+        assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+        let data = tokens.json()["data"].as_array().unwrap().clone();
+        assert_eq!(data.len(), 1);
+        assert_eq!(data[0]["name"], "ci");
+        assert!(data[0].get("token").is_none() && !tokens.body.contains(&ci));
+        let list = api(&app, Method::GET, "/api/v1/service-accounts", Some(&bearer(&admin))).await.json();
+        assert_eq!(list["data"][0]["tokens"], 1);
+
+        // Deleting one token stops that one only.
+        let (nightly_id, nightly) = api_token(&app, &admin, id, json!({"name": "nightly"})).await;
+        let res = api(&app, Method::DELETE, &format!("/api/v1/service-accounts/{id}/tokens/{nightly_id}"), Some(&bearer(&admin))).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+        assert_eq!(me(&app, &nightly).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(me(&app, &ci).await.status, StatusCode::OK);
+        let again = api(&app, Method::DELETE, &format!("/api/v1/service-accounts/{id}/tokens/{nightly_id}"), Some(&bearer(&admin))).await;
+        assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+        // Revoke all: every token of the account, the account stays.
+        let (_, third) = api_token(&app, &admin, id, json!({"name": "third", "expires_in_days": null})).await;
+        let res = api(&app, Method::POST, &format!("/api/v1/service-accounts/{id}/tokens/revoke-all"), Some(&bearer(&admin))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.json()["revoked"], 2);
+        assert_eq!(me(&app, &ci).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(me(&app, &third).await.status, StatusCode::UNAUTHORIZED);
+
+        // Deleting the account stops its tokens at once.
+        let (_, last) = api_token(&app, &admin, id, json!({"name": "last"})).await;
+        assert_eq!(me(&app, &last).await.status, StatusCode::OK);
+        let res = api(&app, Method::DELETE, &format!("/api/v1/service-accounts/{id}"), Some(&bearer(&admin))).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+        assert_eq!(me(&app, &last).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(api(&app, Method::GET, "/api/v1/service-accounts", Some(&bearer(&admin))).await.json()["data"], json!([]));
+        assert_eq!(api(&app, Method::GET, &format!("/api/v1/service-accounts/{id}/tokens"), Some(&bearer(&admin))).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(api(&app, Method::DELETE, &format!("/api/v1/service-accounts/{id}"), Some(&bearer(&admin))).await.status, StatusCode::NOT_FOUND);
+        assert!(actions(&app).await.contains(&"service_account.deleted".to_owned()));
+    }
+}
+
+each_backend! {
+    async fn tokens_without_admin_rights_are_refused_every_service_account_endpoint(app) {
+        let (_, owner_admin) = app.token_for(ADMIN, "owner", "admin").await;
+        let id = api_account(&app, &owner_admin, "Deploy bot", "admin").await;
+        let (token_id, _) = api_token(&app, &owner_admin, id, json!({"name": "ci"})).await;
+        let (_, writer) = app.token_for(WRITER, "writer", "read-write").await;
+        let (_, admin_capped) = app.token_for(ADMIN, "capped", "read-write").await;
+        let (users, tokens, events) = (app.count("users").await, token_count(&app).await, app.count("audit_events").await);
+        for token in [&writer, &admin_capped] {
+            for (method, path, body) in [
+                (Method::GET, "/api/v1/service-accounts".to_owned(), None),
+                (Method::POST, "/api/v1/service-accounts".to_owned(), Some(json!({"name": "Sneaky", "role": "admin"}))),
+                (Method::DELETE, format!("/api/v1/service-accounts/{id}"), None),
+                (Method::GET, format!("/api/v1/service-accounts/{id}/tokens"), None),
+                (Method::POST, format!("/api/v1/service-accounts/{id}/tokens"), Some(json!({"name": "sneaky"}))),
+                (Method::DELETE, format!("/api/v1/service-accounts/{id}/tokens/{token_id}"), None),
+                (Method::POST, format!("/api/v1/service-accounts/{id}/tokens/revoke-all"), None),
+            ] {
+                let res = api_json(&app, method.clone(), &path, token, &body.unwrap_or(json!({}))).await;
+                assert_eq!(res.status, StatusCode::FORBIDDEN, "{method} {path}: {}", res.body);
+                assert_eq!(res.json()["error"]["code"], "insufficient_scope", "{method} {path}");
+            }
+        }
+        assert_eq!((app.count("users").await, token_count(&app).await, app.count("audit_events").await), (users, tokens, events));
+        // A service account's own Admin token may not create accounts: the
+        // list names a person as each account's creator.
+        let (_, service_admin) = api_token(&app, &owner_admin, id, json!({"name": "service admin", "scope": "admin"})).await;
+        let (tokens, events) = (tokens + 1, events + 1);
+        let res = api_json(&app, Method::POST, "/api/v1/service-accounts", &service_admin, &json!({"name": "Child", "role": "read-only"})).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+        assert_eq!(res.json()["error"]["code"], "members_only");
+        assert_eq!((app.count("users").await, token_count(&app).await, app.count("audit_events").await), (users, tokens, events));
+    }
+}
+
+each_backend! {
+    async fn bad_service_account_input_through_the_api_is_422_with_a_code_and_stores_nothing(app) {
+        let (_, admin) = app.token_for(ADMIN, "admin api", "admin").await;
+        let id = api_account(&app, &admin, "Deploy bot", "read-only").await;
+        let (users, tokens, events) = (app.count("users").await, token_count(&app).await, app.count("audit_events").await);
+        let long = "n".repeat(101);
+        for (body, status, code) in [
+            (json!({"name": "", "role": "read-write"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            (json!({"name": "bell\u{7}bot", "role": "read-write"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            (json!({"name": long, "role": "read-write"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            (json!({"name": "Fine", "role": "owner"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_role"),
+            (json!({"name": " Deploy bot ", "role": "admin"}), StatusCode::CONFLICT, "conflict"),
+            (json!({"name": "Fine"}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!({"name": "Fine", "role": "admin", "extra": 1}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!(["Fine", "admin"]), StatusCode::BAD_REQUEST, "invalid_json"),
+        ] {
+            let res = api_json(&app, Method::POST, "/api/v1/service-accounts", &admin, &body).await;
+            assert_eq!(res.status, status, "{body}: {}", res.body);
+            assert_eq!(res.json()["error"]["code"], code, "{body}");
+        }
+        let path = format!("/api/v1/service-accounts/{id}/tokens");
+        for (body, status, code) in [
+            (json!({"name": ""}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            (json!({"name": "ci", "scope": "read-write"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_scope"),
+            (json!({"name": "ci", "scope": "owner"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_scope"),
+            (json!({"name": "ci", "expires_in_days": 45}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_expiry"),
+            (json!({"name": "ci", "expires_in_days": "30"}), StatusCode::BAD_REQUEST, "invalid_json"),
+        ] {
+            let res = api_json(&app, Method::POST, &path, &admin, &body).await;
+            assert_eq!(res.status, status, "{body}: {}", res.body);
+            assert_eq!(res.json()["error"]["code"], code, "{body}");
+        }
+        // An account that does not exist (or is a member) is not found.
+        let writer_id = app.user_id(WRITER).await;
+        for account in [writer_id, id + 1000] {
+            let res = api_json(&app, Method::POST, &format!("/api/v1/service-accounts/{account}/tokens"), &admin, &json!({"name": "ci"})).await;
+            assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.body);
+            assert_eq!(api(&app, Method::DELETE, &format!("/api/v1/service-accounts/{account}"), Some(&bearer(&admin))).await.status, StatusCode::NOT_FOUND);
+        }
+        assert_eq!((app.count("users").await, token_count(&app).await, app.count("audit_events").await), (users, tokens, events));
+        let list = api(&app, Method::GET, "/api/v1/service-accounts", Some(&bearer(&admin))).await.json();
+        assert_eq!(list["data"].as_array().unwrap().len(), 1);
     }
 }

@@ -2,9 +2,10 @@
 //! for members of several.
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::each_backend;
-use crate::helpers::{ADMIN, PASSWORD, READER, WRITER, api, bearer};
+use crate::helpers::{ADMIN, PASSWORD, READER, WRITER, api, api_json, bearer};
 
 async fn names(app: &crate::helpers::TestApp) -> Vec<String> {
     sqlx::query_scalar("SELECT name FROM workspaces ORDER BY id")
@@ -115,5 +116,89 @@ each_backend! {
         assert_eq!(admin.post_form(&format!("/workspaces/{other}/rename"), &[("name", "Mine")]).await.status, StatusCode::FORBIDDEN);
         assert_eq!(admin.get(&format!("/members?workspace={other}")).await.status, StatusCode::FORBIDDEN);
         assert_eq!(names(&app).await, vec!["Default", "Other"]);
+    }
+}
+
+// ---- Through the API ---------------------------------------------------------
+
+each_backend! {
+    async fn an_admin_token_lists_creates_and_renames_workspaces_through_the_api(app) {
+        let (_, admin) = app.token_for(ADMIN, "admin api", "admin").await;
+        let (_, writer) = app.token_for(WRITER, "writer", "read-write").await;
+        let default: i64 = sqlx::query_scalar("SELECT id FROM workspaces").fetch_one(app.db().pool()).await.unwrap();
+        let res = api(&app, Method::GET, "/api/v1/workspaces", Some(&bearer(&admin))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.json()["data"], json!([{"id": default, "name": "Default", "role": "admin"}]));
+        let res = api(&app, Method::GET, "/api/v1/workspaces", Some(&bearer(&writer))).await;
+        assert_eq!(res.json()["data"], json!([{"id": default, "name": "Default", "role": "read-write"}]));
+
+        let res = api_json(&app, Method::POST, "/api/v1/workspaces", &admin, &json!({"name": "  Ops "})).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let created = res.json();
+        assert_eq!(created["name"], "Ops");
+        assert_eq!(created["role"], "admin");
+        let ops = created["id"].as_i64().unwrap();
+        assert_eq!(names(&app).await, vec!["Default", "Ops"]);
+        let role: String = sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2").bind(ops).bind(app.user_id(ADMIN).await).fetch_one(app.db().pool()).await.unwrap();
+        assert_eq!(role, "admin", "the token's owner is the new workspace's first Admin");
+        // The calling token stays in its own workspace.
+        assert_eq!(api(&app, Method::GET, "/api/v1/workspaces", Some(&bearer(&admin))).await.json()["data"].as_array().unwrap().len(), 1);
+
+        let res = api_json(&app, Method::PATCH, &format!("/api/v1/workspaces/{default}"), &admin, &json!({"name": "Engineering"})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.json(), json!({"id": default, "name": "Engineering", "role": "admin"}));
+        assert_eq!(names(&app).await, vec!["Engineering", "Ops"]);
+        let me = api(&app, Method::GET, "/api/v1/me", Some(&bearer(&writer))).await.json();
+        assert_eq!(me["workspace"]["name"], "Engineering");
+        // Another workspace is not the token's to rename, even one its owner administers.
+        let res = api_json(&app, Method::PATCH, &format!("/api/v1/workspaces/{ops}"), &admin, &json!({"name": "Mine"})).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.body);
+        assert_eq!(names(&app).await, vec!["Engineering", "Ops"]);
+        let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events WHERE action LIKE 'workspace.%' ORDER BY id").fetch_all(app.db().pool()).await.unwrap();
+        assert_eq!(actions, vec!["workspace.created", "workspace.renamed"]);
+    }
+}
+
+each_backend! {
+    async fn bad_or_refused_workspace_requests_through_the_api_change_nothing(app) {
+        let (_, admin) = app.token_for(ADMIN, "admin api", "admin").await;
+        assert_eq!(api_json(&app, Method::POST, "/api/v1/workspaces", &admin, &json!({"name": "Ops"})).await.status, StatusCode::CREATED);
+        let default: i64 = sqlx::query_scalar("SELECT id FROM workspaces WHERE name = 'Default'").fetch_one(app.db().pool()).await.unwrap();
+        let (_, writer) = app.token_for(WRITER, "writer", "read-write").await;
+        let (_, capped) = app.token_for(ADMIN, "capped", "read-write").await;
+        let events = app.count("audit_events").await;
+        let long = "w".repeat(101);
+        let rename = format!("/api/v1/workspaces/{default}");
+        for (body, status, code) in [
+            (json!({"name": ""}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            (json!({"name": "evil\u{202E}txt"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            (json!({"name": long}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            (json!({"name": "Ops"}), StatusCode::CONFLICT, "conflict"),
+            (json!({"name": 7}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!({}), StatusCode::BAD_REQUEST, "invalid_json"),
+            (json!("Ops2"), StatusCode::BAD_REQUEST, "invalid_json"),
+        ] {
+            for (method, path) in [(Method::POST, "/api/v1/workspaces"), (Method::PATCH, rename.as_str())] {
+                let res = api_json(&app, method.clone(), path, &admin, &body).await;
+                assert_eq!(res.status, status, "{method} {body}: {}", res.body);
+                assert_eq!(res.json()["error"]["code"], code, "{method} {body}");
+            }
+        }
+        for token in [&writer, &capped] {
+            for (method, path) in [(Method::POST, "/api/v1/workspaces"), (Method::PATCH, rename.as_str())] {
+                let res = api_json(&app, method.clone(), path, token, &json!({"name": "Mine"})).await;
+                assert_eq!(res.status, StatusCode::FORBIDDEN, "{method}: {}", res.body);
+            }
+        }
+        // A service account's Admin token: its account belongs to one
+        // workspace and may not become another's Admin.
+        let account = api_json(&app, Method::POST, "/api/v1/service-accounts", &admin, &json!({"name": "Bot", "role": "admin"})).await.json()["id"].as_i64().unwrap();
+        let service = api_json(&app, Method::POST, &format!("/api/v1/service-accounts/{account}/tokens"), &admin, &json!({"name": "ci", "scope": "admin"})).await.json()["token"].as_str().unwrap().to_owned();
+        let events = events + 2;
+        let res = api_json(&app, Method::POST, "/api/v1/workspaces", &service, &json!({"name": "Bots"})).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+        assert_eq!(res.json()["error"]["code"], "members_only");
+        assert_eq!(names(&app).await, vec!["Default", "Ops"]);
+        assert_eq!(app.count("audit_events").await, events);
     }
 }
