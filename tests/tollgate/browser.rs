@@ -726,20 +726,21 @@ impl Tab {
 
     // -- the keyboard --
 
-    /// Presses `key` (Tab, Enter or Escape), with Shift when `shift`, the way
-    /// a keyboard does: a key-down and a key-up event.
+    /// Presses `key` (Tab, Enter, Escape or Space), with Shift when `shift`,
+    /// the way a keyboard does: a key-down and a key-up event.
     async fn key(&self, key: &str, shift: bool) {
-        let (code, text) = match key {
-            "Tab" => (9, None),
-            "Enter" => (13, Some("\r")),
-            "Escape" => (27, None),
+        let (value, code, text) = match key {
+            "Tab" => ("Tab", 9, None),
+            "Enter" => ("Enter", 13, Some("\r")),
+            "Escape" => ("Escape", 27, None),
+            "Space" => (" ", 32, Some(" ")),
             other => panic!("no such key in these tests: {other}"),
         };
         let event = |kind| {
             let with_text = matches!(kind, DispatchKeyEventType::KeyDown);
             let mut event = DispatchKeyEventParams::builder()
                 .r#type(kind)
-                .key(key)
+                .key(value)
                 .code(key)
                 .windows_virtual_key_code(code)
                 .native_virtual_key_code(code)
@@ -2475,6 +2476,12 @@ async fn service_account_count(app: &TestApp) -> i64 {
 async fn follow_to_service_account(tab: &mut Tab, label: &str) -> String {
     tab.mark_page().await;
     tab.click(label).await;
+    wait_for_service_account_page(tab).await
+}
+
+/// Waits for a service account's page (`/service-accounts/{id}`) to replace
+/// the page marked before; answers its path.
+async fn wait_for_service_account_page(tab: &Tab) -> String {
     tab.wait_for(
         "a service account's page has loaded",
         r"document.documentElement.dataset.walkOld !== '1' && document.readyState === 'complete' && /^\/service-accounts\/\d+$/.test(location.pathname)",
@@ -2816,6 +2823,332 @@ async fn admin_follows_the_token_policy_chapter_and_sees_every_label_it_names() 
             "Yes, revoke them",
         ],
     );
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+/// Generates a token for the service account whose page (`account`, at
+/// `page`) is open, with the keyboard alone, and answers the secret shown
+/// once.
+async fn generate_service_token_with_the_keyboard(
+    tab: &mut Tab,
+    page: &str,
+    account: &str,
+    name: &str,
+) -> String {
+    tab.tab_to("Generate new token", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal(&format!("New token for {account}"))
+        .await;
+    tab.assert_focus_on("#token-name", "the dialog opens on the Token name")
+        .await;
+    tab.type_text(name).await;
+    tab.enter_to(&format!("{page}/tokens/created")).await;
+    tab.wait_for_modal(&format!("New token “{name}” for {account}"))
+        .await;
+    let secret = shown_secret(tab, "Service account token").await;
+    tab.tab_to("Close", false).await;
+    tab.enter_to(page).await;
+    secret
+}
+
+/// The Service accounts chapter with the keyboard alone: the left panel,
+/// New service account (the role picked by typing into the list), Generate
+/// new token (Escape closes its dialog, Enter sends it), the token shown once
+/// (Copy, Close), a token deleted (Escape first), Revoke all, the account
+/// opened from the list and deleted (Escape first). Every stop of the focus
+/// can be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_accounts_chapter_works_with_the_keyboard_alone() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in_with_the_keyboard(&mut tab, ADMIN).await;
+
+    // Service accounts; New service account puts the focus in its Name.
+    tab.tab_to("Service accounts", false).await;
+    tab.enter_to("/service-accounts").await;
+    tab.see_text("No service accounts yet.").await;
+    tab.tab_to("New service account", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for(
+        "the focus is in the service account's Name field",
+        "document.activeElement === document.getElementById('service-account-name')",
+    )
+    .await;
+    tab.assert_focus_on(
+        "#service-account-name",
+        "New service account leads to the Name field",
+    )
+    .await;
+    tab.type_text("Deploy pipeline").await;
+    tab.tab_to("#service-account-role", false).await;
+    tab.type_text("Read-W").await;
+    assert_eq!(tab.chosen("Role").await, "Read-Write");
+    tab.tab_to("Create service account", false).await;
+    tab.mark_page().await;
+    tab.key("Enter", false).await;
+    let page = wait_for_service_account_page(&tab).await;
+    tab.see_text("Service account “Deploy pipeline” created. Generate a token for it below.")
+        .await;
+    tab.see_text("with the Read-Write role").await;
+    assert_eq!(service_account_count(&app).await, 1);
+
+    // Generate new token: Escape closes the dialog and gives the focus back
+    // to its button; Enter in the Token name sends it.
+    tab.tab_to("Generate new token", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("New token for Deploy pipeline").await;
+    tab.assert_focus_on("#token-name", "the dialog opens on the Token name")
+        .await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on("Generate new token", "the focus is back on its button")
+        .await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("New token for Deploy pipeline").await;
+    tab.type_text("GitHub Actions").await;
+    tab.enter_to(&format!("{page}/tokens/created")).await;
+    tab.wait_for_modal("New token “GitHub Actions” for Deploy pipeline")
+        .await;
+    let secret = shown_secret(&mut tab, "Service account token").await;
+
+    // The token shown once: Copy, then Close.
+    tab.tab_to("Copy", false).await;
+    tab.key("Enter", false).await;
+    tab.see_text("Copied to the clipboard.").await;
+    assert_eq!(
+        tab.clipboard().await.as_deref(),
+        Ok(secret.as_str()),
+        "the clipboard holds the token"
+    );
+    tab.tab_to("Close", false).await;
+    tab.enter_to(&page).await;
+    assert_eq!(token_count(&app).await, 1);
+    assert_eq!(me_with_bearer(&app, &secret).await, StatusCode::OK);
+
+    // Delete: the dialog opens on Cancel; Escape keeps the token and gives
+    // the focus back to the row's Delete; then Yes, delete.
+    tab.tab_to("Delete", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.assert_focus_on("Cancel", "the dialog opens on Cancel")
+        .await;
+    tab.see_text("“GitHub Actions” will stop working at once.")
+        .await;
+    tab.tab_to("Yes, delete", false).await;
+    tab.tab_to("Cancel", true).await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on("Delete", "the focus is back on the row's Delete")
+        .await;
+    assert_eq!(token_count(&app).await, 1, "Escape deletes nothing");
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Delete token?").await;
+    tab.tab_to("Yes, delete", false).await;
+    tab.enter_to(&page).await;
+    tab.see_text("Token “GitHub Actions” deleted. It no longer works.")
+        .await;
+    assert_eq!(token_count(&app).await, 0);
+    assert_eq!(
+        me_with_bearer(&app, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Revoke all, confirmed.
+    let staging =
+        generate_service_token_with_the_keyboard(&mut tab, &page, "Deploy pipeline", "Staging")
+            .await;
+    tab.tab_to("Revoke all", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Revoke every token of Deploy pipeline?")
+        .await;
+    tab.assert_focus_on("Cancel", "the dialog opens on Cancel")
+        .await;
+    tab.see_text("1 token will stop working at once.").await;
+    tab.tab_to("Yes, revoke all", false).await;
+    tab.enter_to(&page).await;
+    tab.see_text("1 token revoked. It no longer works.").await;
+    assert_eq!(token_count(&app).await, 0);
+    assert_eq!(
+        me_with_bearer(&app, &staging).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The account opened from the list, then deleted: Escape keeps it.
+    let nightly =
+        generate_service_token_with_the_keyboard(&mut tab, &page, "Deploy pipeline", "Nightly job")
+            .await;
+    tab.tab_to("Service accounts", false).await;
+    tab.enter_to("/service-accounts").await;
+    tab.tab_to("Deploy pipeline", false).await;
+    tab.mark_page().await;
+    tab.key("Enter", false).await;
+    assert_eq!(wait_for_service_account_page(&tab).await, page);
+    tab.tab_to("Delete service account", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Delete the service account Deploy pipeline?")
+        .await;
+    tab.assert_focus_on("Cancel", "the dialog opens on Cancel")
+        .await;
+    tab.see_text("Its 1 token will stop working at once.").await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on(
+        "Delete service account",
+        "the focus is back on Delete service account",
+    )
+    .await;
+    assert_eq!(service_account_count(&app).await, 1, "Escape keeps it");
+    assert_eq!(me_with_bearer(&app, &nightly).await, StatusCode::OK);
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Delete the service account Deploy pipeline?")
+        .await;
+    tab.tab_to("Yes, delete service account", false).await;
+    tab.enter_to("/service-accounts").await;
+    tab.see_text("Service account “Deploy pipeline” deleted; 1 token(s) stopped working.")
+        .await;
+    assert_eq!(service_account_count(&app).await, 0);
+    assert_eq!(
+        me_with_bearer(&app, &nightly).await,
+        StatusCode::UNAUTHORIZED
+    );
+    tab.assert_no_problems();
+
+    chromium.close().await;
+    app.stop().await;
+}
+
+/// Whether the checkbox with the id `id` is ticked.
+async fn is_ticked(tab: &Tab, id: &str) -> bool {
+    tab.eval(&format!("document.getElementById({}).checked", json!(id)))
+        .await
+        == json!(true)
+}
+
+/// The Token policy chapter with the keyboard alone: on Workspace tokens,
+/// Space ticks Require an expiration date, a Maximum lifetime is picked by
+/// typing, each saved with Enter; the generate dialog then offers only the
+/// allowed expiries (one picked by typing); the tokens outside the policy
+/// are revoked (Escape first). Every stop of the focus can be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_policy_chapter_works_with_the_keyboard_alone() {
+    let chromium = Chromium::launch().await;
+    let mut app = helpers::spawn_app(Backend::Sqlite).await;
+    // Tokens from before the policy, with the usual 90 days.
+    let (_, ci) = app.token_for(WRITER, "CI pipeline", "read-write").await;
+    let (_, backup) = app.token_for(ADMIN, "Nightly backup", "read-write").await;
+    let mut tab = chromium.tab(&app).await;
+    sign_in_with_the_keyboard(&mut tab, ADMIN).await;
+
+    // Require an expiration date: Space ticks and unticks the checkbox.
+    tab.tab_to("Workspace tokens", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see_text("Now: no restriction.").await;
+    tab.tab_to("#policy-require-expiry", false).await;
+    assert!(!is_ticked(&tab, "policy-require-expiry").await);
+    tab.key("Space", false).await;
+    assert!(
+        is_ticked(&tab, "policy-require-expiry").await,
+        "Space ticks the checkbox"
+    );
+    tab.key("Space", false).await;
+    assert!(
+        !is_ticked(&tab, "policy-require-expiry").await,
+        "Space unticks it again"
+    );
+    tab.key("Space", false).await;
+    tab.tab_to("Save policy", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see_text("Token policy saved: expiration date required, no maximum lifetime.")
+        .await;
+    tab.see_text("Now: expiration date required, no maximum lifetime.")
+        .await;
+    assert!(is_ticked(&tab, "policy-require-expiry").await);
+
+    // Maximum lifetime: typing picks 30 days in the focused list.
+    tab.tab_to("#policy-max-lifetime", false).await;
+    tab.type_text("30").await;
+    assert_eq!(tab.chosen("Maximum lifetime").await, "30 days");
+    tab.tab_to("Save policy", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see_text("Token policy saved: maximum lifetime 30 days. 2 existing token(s) are outside it and keep working until you revoke them.")
+        .await;
+    tab.see_text("Now: maximum lifetime 30 days.").await;
+    tab.see("2 tokens are outside the policy").await;
+
+    // The generate dialog offers only what the policy allows.
+    tab.tab_to("Profile", false).await;
+    tab.enter_to("/profile").await;
+    tab.tab_to("Personal Access Tokens", false).await;
+    tab.enter_to("/profile/tokens").await;
+    tab.tab_to("Generate new token", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("New Personal Access Token").await;
+    assert_eq!(
+        tab.options("Expiration").await,
+        ["7 days", "30 days"],
+        "only the expiries the policy allows"
+    );
+    tab.see_text("Default's token policy: tokens expire within 30 days at most.")
+        .await;
+    tab.type_text("Release script").await;
+    tab.tab_to("#token-expiry", false).await;
+    tab.type_text("7").await;
+    assert_eq!(tab.chosen("Expiration").await, "7 days");
+    tab.tab_to("Generate", false).await;
+    tab.enter_to("/profile/tokens/created").await;
+    let release = shown_token(&mut tab).await;
+    tab.tab_to("Close", false).await;
+    tab.enter_to("/profile/tokens").await;
+    let lifetime: i64 = sqlx::query_scalar(
+        "SELECT expires_at - created_at FROM personal_access_tokens WHERE name = 'Release script'",
+    )
+    .fetch_one(app.db().pool())
+    .await
+    .expect("the new token's lifetime");
+    assert_eq!(lifetime, 7 * 24 * 60 * 60, "the token expires in 7 days");
+
+    // The tokens outside the policy: the dialog opens on Cancel, Escape
+    // keeps them and gives the focus back; then Yes, revoke them.
+    tab.tab_to("Workspace tokens", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.tab_to("Revoke tokens outside the policy", false).await;
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.assert_focus_on("Cancel", "the dialog opens on Cancel")
+        .await;
+    tab.see_text("2 tokens will stop working at once.").await;
+    tab.key("Escape", false).await;
+    tab.wait_for_no_modal().await;
+    tab.assert_focus_on(
+        "Revoke tokens outside the policy",
+        "the focus is back on its button",
+    )
+    .await;
+    assert_eq!(token_count(&app).await, 3, "Escape revokes nothing");
+    tab.key("Enter", false).await;
+    tab.wait_for_modal("Revoke the tokens outside the policy?")
+        .await;
+    tab.tab_to("Yes, revoke them", false).await;
+    tab.enter_to("/workspace-tokens").await;
+    tab.see_text("2 token(s) outside the token policy revoked. They no longer work.")
+        .await;
+    for token in [&ci, &backup] {
+        assert_eq!(
+            me_with_bearer(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "a token outside the policy is revoked"
+        );
+    }
+    assert_eq!(
+        me_with_bearer(&app, &release).await,
+        StatusCode::OK,
+        "the token within the policy goes on working"
+    );
+    tab.assert_no_problems();
 
     chromium.close().await;
     app.stop().await;
