@@ -105,7 +105,7 @@ impl Application {
         }
 
         let config = web::Data::new(config);
-        let setup = web::Data::new(pages::pages::SetupCode(setup_code.clone()));
+        let setup = web::Data::new(crate::service::auth::SetupCode(setup_code.clone()));
         let reveal_key = web::Data::new(pages::reveal::RevealKey(key.clone()));
         let server_app = app.clone();
         let workers = config.workers.unwrap_or_else(|| {

@@ -242,7 +242,8 @@ pub async fn revoke_workspace_tokens(
             &request_meta(&req),
             app.now(),
         )
-        .await?;
+        .await?
+        .count;
     Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
 }
 

@@ -55,6 +55,26 @@ impl Actor {
         }
     }
 
+    /// The name of the person on whose behalf the actor acts.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Member(user) => &user.name,
+            Self::Token(principal) => &principal.user_name,
+        }
+    }
+
+    /// The name of `workspace` as the actor knows it, when it may act there.
+    pub fn workspace_name(&self, workspace: WorkspaceId) -> Option<&str> {
+        match self {
+            Self::Member(user) => user
+                .membership(workspace)
+                .map(|m| m.workspace_name.as_str()),
+            Self::Token(principal) => {
+                (principal.workspace_id == workspace).then_some(principal.workspace_name.as_str())
+            }
+        }
+    }
+
     /// The signed-in person, when the actor is one.
     pub fn signed_in(&self) -> Option<&SignedInUser> {
         match self {

@@ -15,6 +15,8 @@ const SIGN_IN_FAILED: &str = "Incorrect email or password.";
 
 /// What the first person types at `/setup`.
 pub struct SetupInput<'a> {
+    /// The one-time code from the link the server printed.
+    pub code: &'a str,
     pub organization: &'a str,
     pub name: &'a str,
     pub email: &'a str,
@@ -73,13 +75,53 @@ impl Tollgate {
         Ok(storage::users::count(self.db.pool()).await? == 0)
     }
 
-    /// Creates the organization, its default workspace and the first Admin.
+    /// Whether `given` is the setup code, while setup is still to be done
+    /// (refused once someone has an account). Each wrong code counts against
+    /// the address first: the code is long and random, and guessing it must
+    /// stay hopeless.
+    pub async fn check_setup_code(
+        &self,
+        expected: &SetupCode,
+        given: &str,
+        ip: &str,
+    ) -> Result<bool, ServiceError> {
+        if !self.needs_setup().await? {
+            return Err(setup_done());
+        }
+        let key = throttle::Key::new(throttle::Kind::SetupCode, ip, "");
+        self.throttle
+            .attempt(key, self.now())
+            .map_err(|retry_after| {
+                too_many(
+                    retry_after,
+                    "Too many wrong codes from your address. Try again in {} minute(s).",
+                )
+            })?;
+        let valid = expected.matches(given);
+        if valid {
+            self.throttle.refund(key);
+        }
+        Ok(valid)
+    }
+
+    /// Creates the organization, its default workspace and the first Admin,
+    /// for whoever holds the setup code.
     pub async fn complete_setup(
         &self,
+        expected: &SetupCode,
         input: SetupInput<'_>,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<UserId, ServiceError> {
+        if !self
+            .check_setup_code(expected, input.code, &meta.ip)
+            .await?
+        {
+            return Err(ServiceError::forbidden(
+                "setup_code",
+                "This setup link is not valid. Use the link the server printed when it started.",
+            ));
+        }
         let organization = parse_org_name(input.organization)?;
         let email = Email::parse(input.email).map_err(|e| ServiceError::invalid("email", e))?;
         let name = parse_display_name(input.name, &email)?;
@@ -91,10 +133,7 @@ impl Tollgate {
         // Checked again inside the transaction: two people racing through
         // setup must not both become Admin.
         if storage::users::count(&mut *tx).await? > 0 {
-            return Err(ServiceError::forbidden(
-                "setup_done",
-                "Tollgate is already set up. Sign in instead.",
-            ));
+            return Err(setup_done());
         }
         let org_id =
             storage::organizations::insert_organization(&mut *tx, &organization, now).await?;
@@ -358,6 +397,24 @@ impl Tollgate {
     }
 }
 
+fn setup_done() -> ServiceError {
+    ServiceError::forbidden("setup_done", "Tollgate is already set up. Sign in instead.")
+}
+
+/// The one-time code that guards first-run setup, present only while no
+/// user exists (the server prints the link with it at start).
+pub struct SetupCode(pub Option<String>);
+
+impl SetupCode {
+    /// Compared in constant time.
+    pub fn matches(&self, given: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0
+            .as_deref()
+            .is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(given.as_bytes())))
+    }
+}
+
 /// "Too many attempts", with the wait in minutes put into `template`'s `{}`.
 pub(crate) fn too_many(retry_after: i64, template: &str) -> ServiceError {
     let minutes = (retry_after + 59) / 60;
@@ -392,4 +449,21 @@ pub(crate) async fn insert_user(
                 err.into()
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SetupCode;
+
+    #[test]
+    fn only_the_exact_setup_code_matches() {
+        let code = SetupCode(Some("a1B2c3D4e5".to_owned()));
+        assert!(code.matches("a1B2c3D4e5"));
+        for wrong in ["", "a1B2c3D4e", "a1B2c3D4e5x", "A1B2c3D4e5", "a1B2c3D4e6"] {
+            assert!(!code.matches(wrong), "{wrong:?}");
+        }
+        // Once set up, no code opens setup again.
+        assert!(!SetupCode(None).matches(""));
+        assert!(!SetupCode(None).matches("a1B2c3D4e5"));
+    }
 }

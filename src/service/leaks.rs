@@ -16,7 +16,7 @@ use crate::domain::{PlainToken, WorkspaceId};
 use crate::service::audit::{self, AuditActor, Event};
 use crate::service::throttle::{self, Throttle};
 use crate::service::tokens::lock_user_tokens;
-use crate::service::{RequestMeta, ServiceError, SignedInUser, Tollgate};
+use crate::service::{Actor, RequestMeta, ServiceError, SignedInUser, Tollgate};
 use crate::storage;
 use crate::storage::leaks::{LeakReportRow, NewLeakReport};
 
@@ -219,13 +219,15 @@ impl Tollgate {
         )
     }
 
-    /// A workspace's tokens reported as leaked in the last `NOTICE_SECONDS`;
-    /// the caller has checked that the member administers it.
+    /// A workspace's tokens reported as leaked in the last `NOTICE_SECONDS`,
+    /// for its Admins.
     pub async fn leak_notices_for_workspace(
         &self,
+        actor: &Actor,
         workspace: WorkspaceId,
         now: i64,
     ) -> Result<Vec<LeakReportRow>, ServiceError> {
+        actor.require_admin(workspace)?;
         Ok(storage::leaks::for_workspace_since(
             self.db.pool(),
             workspace.0,

@@ -7,6 +7,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use crate::domain::{Email, NewPassword, Role, UserId, WorkspaceId, sha256_hex};
 use crate::service::audit::{self, AuditActor, Event};
 use crate::service::auth::{parse_display_name, too_many};
+use crate::service::notices::InvitationEmail;
 use crate::service::{
     Actor, Page, RequestMeta, ServiceError, Tollgate, clamp_limit, passwords, throttle,
 };
@@ -20,10 +21,30 @@ const INVITATION_DAYS: i64 = 7;
 /// An invitation just made; the code exists only in this value and the link.
 pub struct Invitation {
     pub code: String,
+    /// The link the invited person opens: `origin` + `/invitations/` + code.
+    pub link: String,
     pub email: String,
     pub role: Role,
     /// When the link stops working.
     pub expires_at: i64,
+    /// `None` when no email was asked for (or none can be sent);
+    /// `Some(false)` when sending it failed and the link must be passed on
+    /// by hand.
+    pub emailed: Option<bool>,
+}
+
+/// The Members page's content.
+pub struct MembersOverview {
+    pub members: Page<MemberRow>,
+    pub invitations: Vec<InvitationRow>,
+}
+
+/// How an invitation reaches the invited person.
+pub struct Delivery<'a> {
+    /// The dashboard's public address, for the link.
+    pub origin: &'a str,
+    /// Email the link too, when email is configured.
+    pub by_email: bool,
 }
 
 /// What the invited person types.
@@ -64,6 +85,21 @@ impl Tollgate {
         Ok(Page::from_overfetch(members, limit, |m| m.user_id.0))
     }
 
+    /// What the Members page shows: one page of members and the open
+    /// invitations.
+    pub async fn members_overview(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        after: Option<i64>,
+        now: i64,
+    ) -> Result<MembersOverview, ServiceError> {
+        Ok(MembersOverview {
+            members: self.members(actor, workspace, after, Some(100)).await?,
+            invitations: self.pending_invitations(actor, workspace, now).await?,
+        })
+    }
+
     pub async fn pending_invitations(
         &self,
         actor: &Actor,
@@ -91,6 +127,7 @@ impl Tollgate {
         workspace: WorkspaceId,
         email: &str,
         role: &str,
+        delivery: &Delivery<'_>,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<Invitation, ServiceError> {
@@ -129,11 +166,34 @@ impl Tollgate {
         };
         audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         tx.commit().await?;
+        let link = format!("{}/invitations/{code}", delivery.origin);
+        // The invitation stands whether or not the email goes out: a
+        // failed delivery is reported, and the link is shown instead.
+        let emailed = if delivery.by_email && self.mail_enabled() {
+            let sent = self
+                .email_invitation(&InvitationEmail {
+                    email: email.as_str(),
+                    role,
+                    link: &link,
+                    workspace_name: actor.workspace_name(workspace).unwrap_or_default(),
+                    inviter_name: actor.name(),
+                    expires_at: invitation.expires_at,
+                })
+                .await;
+            if let Err(err) = &sent {
+                tracing::warn!(error = %format!("{err:#}"), "emailing an invitation failed");
+            }
+            Some(sent.is_ok())
+        } else {
+            None
+        };
         Ok(Invitation {
             code,
+            link,
             email: email.to_string(),
             role,
             expires_at: invitation.expires_at,
+            emailed,
         })
     }
 

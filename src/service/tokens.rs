@@ -429,7 +429,7 @@ impl Tollgate {
         member: Option<UserId>,
         meta: &RequestMeta,
         now: i64,
-    ) -> Result<usize, ServiceError> {
+    ) -> Result<Revocation, ServiceError> {
         actor.require_admin(workspace)?;
         let mut tx = self.db.begin().await?;
         actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
@@ -464,7 +464,10 @@ impl Tollgate {
         };
         audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         self.commit_token_change(tx).await?;
-        Ok(revoked.len())
+        Ok(Revocation {
+            count: revoked.len(),
+            member_email: member.map(|_| target_label),
+        })
     }
 
     /// Commits a transaction that changed who may use which token, and makes
@@ -475,6 +478,14 @@ impl Tollgate {
         self.tokens.after_commit(ticket).await;
         Ok(())
     }
+}
+
+/// What a workspace revocation did.
+pub struct Revocation {
+    /// How many tokens stopped working.
+    pub count: usize,
+    /// The member whose tokens they were; `None` for the whole workspace.
+    pub member_email: Option<String>,
 }
 
 /// Whose token is being made, as refusals name them.

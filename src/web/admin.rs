@@ -16,8 +16,7 @@ use crate::domain::{
 use crate::request::request_origin;
 use crate::service::audit::{AuditFilter, AuditFilterInput};
 use crate::service::export::ExportFormat;
-use crate::service::members::Invitation;
-use crate::service::notices::InvitationEmail;
+use crate::service::members::{Delivery, Invitation, MembersOverview};
 use crate::service::policy::PolicyRequest;
 use crate::service::{Actor, Membership, ServiceError, SignedInUser, Tollgate};
 use crate::web::errors::PageError;
@@ -108,11 +107,11 @@ async fn members_page(
     after: Option<i64>,
     invite: InviteState,
 ) -> Result<MembersPage, PageError> {
-    let page = app
-        .members(actor, ws.workspace_id, after, Some(100))
-        .await?;
-    let invitations = app
-        .pending_invitations(actor, ws.workspace_id, app.now())
+    let MembersOverview {
+        members: page,
+        invitations,
+    } = app
+        .members_overview(actor, ws.workspace_id, after, app.now())
         .await?;
     Ok(MembersPage {
         layout: Layout::new(session, Some(user), "Members", "members")?.in_workspace(
@@ -201,43 +200,30 @@ pub async fn invite(
 ) -> Result<HttpResponse, PageError> {
     let (actor, user) = (&current.0, current.user()?);
     let ws = workspace_of(actor, form.workspace)?;
+    let origin = request_origin(&req, &config);
+    let delivery = Delivery {
+        origin: &origin,
+        by_email: form.send_email.is_some(),
+    };
     match app
         .invite_member(
             actor,
             ws.workspace_id,
             &form.email,
             &form.role,
+            &delivery,
             &meta,
             app.now(),
         )
         .await
     {
         Ok(Invitation {
-            code,
+            link,
             email,
             role,
-            expires_at,
+            emailed,
+            ..
         }) => {
-            let origin = request_origin(&req, &config);
-            let link = format!("{origin}/invitations/{code}");
-            let emailed = if form.send_email.is_some() && app.mail_enabled() {
-                let sent = app
-                    .email_invitation(&InvitationEmail {
-                        email: &email,
-                        role,
-                        link: &link,
-                        workspace_name: &ws.workspace_name,
-                        inviter_name: &user.name,
-                        expires_at,
-                    })
-                    .await;
-                if let Err(err) = &sent {
-                    tracing::warn!(error = %format!("{err:#}"), "emailing an invitation failed");
-                }
-                Some(sent.is_ok())
-            } else {
-                None
-            };
             let (kind, text) = match emailed {
                 Some(true) => (
                     "success",
@@ -485,7 +471,9 @@ async fn workspace_tokens_page(
         .await?;
     let total = app.count_workspace_tokens(actor, ws.workspace_id).await?;
     let now = app.now();
-    let leaks = app.leak_notices_for_workspace(ws.workspace_id, now).await?;
+    let leaks = app
+        .leak_notices_for_workspace(actor, ws.workspace_id, now)
+        .await?;
     // Members only: a service account's tokens are revoked on its own page.
     let mut owners: Vec<(i64, String)> = page
         .items
@@ -703,20 +691,16 @@ pub async fn workspace_revoke_all(
     let actor = &current.0;
     let ws = workspace_of(actor, query.workspace)?;
     let member = query.member.map(UserId);
-    let whose = match member {
-        Some(member) => {
-            app.member_token_count(actor, ws.workspace_id, member)
-                .await?
-                .0
-        }
-        None => ws.workspace_name.clone(),
-    };
-    let count = app
+    let revoked = app
         .revoke_workspace_tokens(actor, ws.workspace_id, member, &meta, app.now())
         .await?;
-    let done = match member {
-        Some(_) => format!("{count} token(s) of {whose} revoked. They no longer work."),
-        None => format!("{count} token(s) revoked in {whose}. They no longer work."),
+    let count = revoked.count;
+    let done = match revoked.member_email {
+        Some(whose) => format!("{count} token(s) of {whose} revoked. They no longer work."),
+        None => format!(
+            "{count} token(s) revoked in {}. They no longer work.",
+            ws.workspace_name
+        ),
     };
     flash(&session, "success", done)?;
     Ok(see_other(&with_workspace(urls::WORKSPACE_TOKENS, &ws)))

@@ -20,9 +20,6 @@ use crate::web::extractors::{SEEN_AT, SIGNED_IN_AT};
 use crate::web::session::USER_ID;
 use crate::web::{see_other, urls};
 
-/// The one-time code that guards `/setup`, present only while no user exists.
-pub struct SetupCode(pub Option<String>);
-
 pub(super) type App = web::Data<Tollgate>;
 
 pub async fn home(session: Session) -> HttpResponse {
