@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{AccountKind, TokenPolicy, display_hint};
+use crate::service::notices::expires_soon;
 use crate::service::{Membership, Principal};
 use crate::storage::audit::AuditRow;
 use crate::storage::organizations::MemberRow;
@@ -111,10 +112,14 @@ pub struct TokenDto {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// True while the token is live and expires within the notice window
+    /// (7 days): the tokens the pages flag with "Expires soon".
+    pub expires_soon: bool,
 }
 
-impl From<&TokenRow> for TokenDto {
-    fn from(t: &TokenRow) -> Self {
+impl TokenDto {
+    /// The token as the API shows it at `now` (which decides `expires_soon`).
+    pub fn new(t: &TokenRow, now: i64) -> Self {
         Self {
             id: t.id.0,
             name: t.name.clone(),
@@ -133,6 +138,7 @@ impl From<&TokenRow> for TokenDto {
             created_at: rfc3339(t.created_at),
             expires_at: t.expires_at.map(rfc3339),
             last_used_at: t.last_used_at.map(rfc3339),
+            expires_soon: expires_soon(t.expires_at, now),
         }
     }
 }
@@ -409,6 +415,47 @@ impl From<TokenPolicy> for TokenPolicyDto {
         }
     }
 }
+
+/// The workspace's token policy as it stands, with the live tokens it
+/// leaves outside (what the Token policy section lists).
+#[derive(Serialize, ToSchema)]
+pub struct TokenPolicyStateDto {
+    /// 7, 30, 90 or 365; `null` for no maximum.
+    #[schema(value_type = Option<i64>, minimum = 7, maximum = 365)]
+    pub max_lifetime_days: Option<i64>,
+    pub require_expiry: bool,
+    pub outside_policy: OutsidePolicyDto,
+}
+
+/// Live tokens of the workspace that the policy would not allow today:
+/// made before it with a longer lifetime, or without an expiry. They keep
+/// working until they expire or are revoked.
+#[derive(Serialize, ToSchema)]
+pub struct OutsidePolicyDto {
+    /// How many there are (the length of `tokens`).
+    pub count: usize,
+    /// Every one of them, oldest first.
+    pub tokens: Vec<TokenDto>,
+}
+
+impl TokenPolicyStateDto {
+    pub fn new(policy: TokenPolicy, outside: &[TokenRow], now: i64) -> Self {
+        Self {
+            max_lifetime_days: policy.max_lifetime_days(),
+            require_expiry: policy.requires_expiry(),
+            outside_policy: OutsidePolicyDto {
+                count: outside.len(),
+                tokens: outside.iter().map(|t| TokenDto::new(t, now)).collect(),
+            },
+        }
+    }
+}
+
+/// `POST /api/v1/workspace/token-policy/revoke-outside` takes no body, or
+/// `{}`.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeOutsideRequest {}
 
 /// A workspace and the caller's role in it.
 #[derive(Serialize, ToSchema)]

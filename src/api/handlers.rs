@@ -7,8 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::api::dto::{
     AuditEventDto, AuditExportQuery, AuditLogQuery, CreateServiceAccountRequest,
     CreateServiceTokenRequest, IssuedTokenDto, LeakLabelDto, LeakReportDto, MeDto, MemberDto, Page,
-    PageQuery, RevokeAllRequest, RevokedDto, ServiceAccountDto, TokenDto, TokenPolicyDto,
-    WorkspaceDto, WorkspaceNameRequest,
+    PageQuery, RevokeAllRequest, RevokeOutsideRequest, RevokedDto, ServiceAccountDto, TokenDto,
+    TokenPolicyDto, TokenPolicyStateDto, WorkspaceDto, WorkspaceNameRequest,
 };
 use crate::api::openapi::{
     BadBody, BadQuery, Conflict, Forbidden, Invalid, NotFound, ReportTooLarge, TooLarge,
@@ -111,9 +111,10 @@ pub async fn list_tokens(
 ) -> Result<HttpResponse, ApiError> {
     let (cursor, limit) = paging(&query)?;
     let result = app.own_tokens_page(&caller, cursor, limit).await?;
+    let now = app.now();
     Ok(
         HttpResponse::Ok().json(page(&result.items, result.next_cursor, |t| {
-            TokenDto::from(t)
+            TokenDto::new(t, now)
         })),
     )
 }
@@ -151,7 +152,7 @@ pub async fn rotate_token(
         .await?;
     let body = IssuedTokenDto {
         token: issued.token.expose().to_owned(),
-        metadata: TokenDto::from(&issued.row),
+        metadata: TokenDto::new(&issued.row, app.now()),
     };
     Ok(HttpResponse::Ok().json(body))
 }
@@ -191,9 +192,10 @@ pub async fn workspace_tokens(
     let result = app
         .workspace_tokens(&caller, ws.workspace_id, cursor, limit)
         .await?;
+    let now = app.now();
     Ok(
         HttpResponse::Ok().json(page(&result.items, result.next_cursor, |t| {
-            TokenDto::from(t)
+            TokenDto::new(t, now)
         })),
     )
 }
@@ -524,7 +526,14 @@ pub async fn list_service_tokens(
     let detail = app
         .service_account(&caller, ws.workspace_id, UserId(id))
         .await?;
-    Ok(HttpResponse::Ok().json(whole(detail.tokens.iter().map(TokenDto::from).collect())))
+    let now = app.now();
+    Ok(HttpResponse::Ok().json(whole(
+        detail
+            .tokens
+            .iter()
+            .map(|t| TokenDto::new(t, now))
+            .collect(),
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/service-accounts/{id}/tokens", tag = "service accounts", operation_id = "createServiceToken",
@@ -571,7 +580,7 @@ pub async fn create_service_token(
         .await?;
     let body = IssuedTokenDto {
         token: issued.token.expose().to_owned(),
-        metadata: TokenDto::from(&issued.row),
+        metadata: TokenDto::new(&issued.row, app.now()),
     };
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -631,24 +640,28 @@ pub async fn revoke_service_tokens(
 }
 
 #[utoipa::path(get, path = "/api/v1/workspace/token-policy", tag = "workspace", operation_id = "getTokenPolicy",
-    summary = "The workspace's token policy",
-    description = "Needs the Admin scope.",
-    responses((status = 200, description = "The policy", body = TokenPolicyDto),
+    summary = "The workspace's token policy, and the live tokens outside it",
+    description = "Needs the Admin scope. `outside_policy` lists (oldest first) and counts the live tokens the policy would not allow today, as the Token policy section of the Workspace tokens page does; they keep working until they expire or are revoked (`POST /api/v1/workspace/token-policy/revoke-outside`).",
+    responses((status = 200, description = "The policy and the tokens outside it", body = TokenPolicyStateDto),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn get_token_policy(
     app: App,
     ApiCaller(caller): ApiCaller,
 ) -> Result<HttpResponse, ApiError> {
     let ws = caller.admin_workspace(None)?;
+    let now = app.now();
     let policy = app.workspace_token_policy(&caller, ws.workspace_id).await?;
-    Ok(HttpResponse::Ok().json(TokenPolicyDto::from(policy)))
+    let outside = app
+        .tokens_outside_policy(&caller, ws.workspace_id, now)
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenPolicyStateDto::new(policy, &outside, now)))
 }
 
 #[utoipa::path(put, path = "/api/v1/workspace/token-policy", tag = "workspace", operation_id = "setTokenPolicy",
     summary = "Set the workspace's token policy",
-    description = "Needs the Admin scope. New tokens (members' and service accounts') are then refused outside it (422 `invalid_expiry`); existing tokens outside it keep working until revoked.",
+    description = "Needs the Admin scope. New tokens (members' and service accounts') are then refused outside it (422 `invalid_expiry`); existing tokens outside it keep working until revoked, and the answer lists them under `outside_policy`.",
     request_body(content = TokenPolicyDto, content_type = "application/json"),
-    responses((status = 200, description = "The policy now", body = TokenPolicyDto),
+    responses((status = 200, description = "The policy now, and the tokens outside it", body = TokenPolicyStateDto),
         (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 413, response = TooLarge), (status = 422, response = Invalid)))]
 pub async fn put_token_policy(
@@ -661,16 +674,53 @@ pub async fn put_token_policy(
     let body: TokenPolicyDto =
         json_object(body, r#"{"max_lifetime_days": 90, "require_expiry": true}"#).await?;
     let request = PolicyRequest::from_days(body.max_lifetime_days, body.require_expiry);
+    let now = app.now();
     let policy = app
-        .set_token_policy(
-            &caller,
-            ws.workspace_id,
-            &request,
-            &request_meta(&req),
-            app.now(),
-        )
+        .set_token_policy(&caller, ws.workspace_id, &request, &request_meta(&req), now)
         .await?;
-    Ok(HttpResponse::Ok().json(TokenPolicyDto::from(policy)))
+    let outside = app
+        .tokens_outside_policy(&caller, ws.workspace_id, now)
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenPolicyStateDto::new(policy, &outside, now)))
+}
+
+#[utoipa::path(post, path = "/api/v1/workspace/token-policy/revoke-outside", tag = "workspace", operation_id = "revokeTokensOutsidePolicy",
+    summary = "Revoke every live token outside the workspace's token policy",
+    description = "Needs the Admin scope. Revokes the tokens `GET /api/v1/workspace/token-policy` lists under `outside_policy`, as the policy stands at this request (the calling token too, if it is one of them); they stop working at once on every instance, and the audit log records `workspace.tokens_revoked`. Without a policy nothing is outside it and nothing is revoked. Takes no body, or `{}`; any other body is refused and revokes nothing.",
+    request_body(content = RevokeOutsideRequest, content_type = "application/json", description = "None, or `{}`."),
+    responses((status = 200, description = "How many tokens stopped working", body = RevokedDto),
+        (status = 400, response = BadBody), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 413, response = TooLarge)))]
+pub async fn revoke_tokens_outside_policy(
+    app: App,
+    req: HttpRequest,
+    ApiCaller(caller): ApiCaller,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ws = caller.admin_workspace(None)?;
+    let body = read_body(body).await?;
+    // Nothing to choose here: a body that says anything is a request for
+    // something this endpoint does not do, so it is refused, not ignored.
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let invalid =
+            |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message);
+        let value = serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| invalid(format!("The request body is not JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(invalid(
+                "This request takes no body, or the empty JSON object {}.".to_owned(),
+            ));
+        }
+        serde_json::from_value::<RevokeOutsideRequest>(value).map_err(|e| {
+            invalid(format!(
+                "This request takes no body, or the empty JSON object {{}}: {e}."
+            ))
+        })?;
+    }
+    let revoked = app
+        .revoke_tokens_outside_policy(&caller, ws.workspace_id, &request_meta(&req), app.now())
+        .await?;
+    Ok(HttpResponse::Ok().json(RevokedDto { revoked }))
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspace", operation_id = "listWorkspaces",

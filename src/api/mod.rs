@@ -70,6 +70,7 @@ api_routes! {
     delete "/api/v1/service-accounts/{id}/tokens/{token_id}" => handlers::delete_service_token,
     get "/api/v1/workspace/token-policy" => handlers::get_token_policy,
     put "/api/v1/workspace/token-policy" => handlers::put_token_policy,
+    post "/api/v1/workspace/token-policy/revoke-outside" => handlers::revoke_tokens_outside_policy,
     get "/api/v1/workspaces" => handlers::list_workspaces,
     post "/api/v1/workspaces" => handlers::create_workspace,
     patch "/api/v1/workspaces/{id}" => handlers::rename_workspace,

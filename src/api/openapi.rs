@@ -103,6 +103,7 @@ pub struct Conflict<'a>(#[to_schema] pub ErrorBody<'a>);
         handlers::revoke_service_tokens,
         handlers::get_token_policy,
         handlers::put_token_policy,
+        handlers::revoke_tokens_outside_policy,
         handlers::list_workspaces,
         handlers::create_workspace,
         handlers::rename_workspace,
@@ -116,6 +117,7 @@ pub struct Conflict<'a>(#[to_schema] pub ErrorBody<'a>);
             dto::CreateServiceAccountRequest,
             dto::CreateServiceTokenRequest,
             dto::TokenPolicyDto,
+            dto::RevokeOutsideRequest,
             dto::WorkspaceNameRequest
         ),
         responses(
@@ -162,6 +164,16 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .paths
         .paths
         .get_mut("/api/v1/workspace/tokens/revoke-all")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+    // So does revoking the tokens outside the policy: it needs none.
+    if let Some(body) = doc
+        .paths
+        .paths
+        .get_mut("/api/v1/workspace/token-policy/revoke-outside")
         .and_then(|item| item.post.as_mut())
         .and_then(|op| op.request_body.as_mut())
     {

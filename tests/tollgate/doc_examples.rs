@@ -1,7 +1,8 @@
 //! The documentation's examples, run: every `sh` block of the user guide
 //! and of the README's API section is run with bash against a live server,
 //! with the documented variables (`$TOLLGATE_TOKEN`, `$TOKEN`) set to a real
-//! token of the email the example names and the example's address replaced
+//! token of the email the example names, `$TOLLGATE_ADMIN_TOKEN` to an
+//! Admin-scoped token of the workspace's Admin, and the example's address replaced
 //! by the server's. Each must answer JSON without an error, and every `json`
 //! sample must have the shape of what the API really answers.
 
@@ -144,10 +145,16 @@ each_backend! {
                         .replace("https://tollgate.example.com", &app.address)
                         .replace("http://127.0.0.1:8080", &app.address);
                     assert!(script.contains(&app.address), "{file}: an example that names no known address:\n{}", block.text);
-                    let output = tokio::process::Command::new("bash")
+                    let mut command = tokio::process::Command::new("bash");
+                    command
                         .args(["-euo", "pipefail", "-c", &format!("{script}\n")])
                         .env("TOLLGATE_TOKEN", &token)
-                        .env("TOKEN", &token)
+                        .env("TOKEN", &token);
+                    if block.text.contains("$TOLLGATE_ADMIN_TOKEN") {
+                        let name = format!("docs admin {}", rand_suffix());
+                        command.env("TOLLGATE_ADMIN_TOKEN", app.token_for(crate::helpers::ADMIN, &name, "admin").await.1);
+                    }
+                    let output = command
                         .output()
                         .await
                         .expect("run bash");

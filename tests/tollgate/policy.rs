@@ -3,7 +3,7 @@
 //! leaves outside, and the notices about tokens that expire within a week.
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use tollgate::clock::now;
 use tollgate::domain::UserId;
 use tollgate::service::tokens::GenerateRequest;
@@ -38,8 +38,25 @@ fn expiry_choices(page: &crate::helpers::Page) -> Vec<String> {
         .collect()
 }
 
+/// The policy part of an answer of `/api/v1/workspace/token-policy`.
+fn policy_fields(answer: &Value) -> Value {
+    json!({"max_lifetime_days": answer["max_lifetime_days"], "require_expiry": answer["require_expiry"]})
+}
+
 /// Generates a token for `email` through the service, as if at `at`.
 async fn token_at(app: &TestApp, email: &str, name: &str, expiry: &str, at: i64) -> (i64, String) {
+    scoped_token_at(app, email, name, None, expiry, at).await
+}
+
+/// Like `token_at`, with a scope (`None`: the role's default).
+async fn scoped_token_at(
+    app: &TestApp,
+    email: &str,
+    name: &str,
+    scope: Option<&str>,
+    expiry: &str,
+    at: i64,
+) -> (i64, String) {
     let user = app
         .core
         .signed_in_user(UserId(app.user_id(email).await))
@@ -48,7 +65,7 @@ async fn token_at(app: &TestApp, email: &str, name: &str, expiry: &str, at: i64)
         .expect("user exists");
     let request = GenerateRequest {
         name: name.to_owned(),
-        scope: None,
+        scope: scope.map(str::to_owned),
         workspace: None,
         expiry: Some(expiry.to_owned()),
     };
@@ -240,16 +257,16 @@ each_backend! {
         let (_, admin) = app.token_for(ADMIN, "admin api", "admin").await;
         let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-        assert_eq!(res.json(), json!({"max_lifetime_days": null, "require_expiry": false}));
+        assert_eq!(policy_fields(&res.json()), json!({"max_lifetime_days": null, "require_expiry": false}));
 
         let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &json!({"max_lifetime_days": 30, "require_expiry": false})).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
         // A maximum lifetime implies an expiration date.
-        assert_eq!(res.json(), json!({"max_lifetime_days": 30, "require_expiry": true}));
+        assert_eq!(policy_fields(&res.json()), json!({"max_lifetime_days": 30, "require_expiry": true}));
         assert_eq!(stored_policy(&app).await, Some((Some(30), 1)));
         assert_eq!(policy_events(&app).await, 1);
         let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
-        assert_eq!(res.json(), json!({"max_lifetime_days": 30, "require_expiry": true}));
+        assert_eq!(policy_fields(&res.json()), json!({"max_lifetime_days": 30, "require_expiry": true}));
 
         // Service tokens keep to it too, through the API and the page.
         let account = api_json(&app, Method::POST, "/api/v1/service-accounts", &admin, &json!({"name": "Bot", "role": "read-write"})).await.json()["id"].as_i64().unwrap();
@@ -272,7 +289,7 @@ each_backend! {
 
         // Back to no policy.
         let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &json!({"max_lifetime_days": null, "require_expiry": false})).await;
-        assert_eq!(res.json(), json!({"max_lifetime_days": null, "require_expiry": false}));
+        assert_eq!(policy_fields(&res.json()), json!({"max_lifetime_days": null, "require_expiry": false}));
         assert_eq!(policy_events(&app).await, 2);
     }
 }
@@ -312,5 +329,244 @@ each_backend! {
         }
         assert_eq!(stored_policy(&app).await, Some((Some(90), 1)));
         assert_eq!(app.count("audit_events").await, events);
+    }
+}
+
+/// The live tokens of the workspace, by name.
+async fn token_names(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT name FROM personal_access_tokens ORDER BY name")
+        .fetch_all(app.db().pool())
+        .await
+        .expect("read the tokens")
+}
+
+async fn revocation_events(app: &TestApp) -> i64 {
+    app.count("audit_events WHERE action = 'workspace.tokens_revoked'")
+        .await
+}
+
+/// The names the Token policy section lists as outside the policy.
+async fn listed_outside_on_the_page(app: &TestApp) -> Vec<String> {
+    app.signed_in(ADMIN)
+        .await
+        .get("/workspace-tokens")
+        .await
+        .texts("#outside-policy-tokens tbody tr td:nth-child(2)")
+}
+
+fn names_of(tokens: &Value) -> Vec<String> {
+    tokens
+        .as_array()
+        .expect("a list of tokens")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+const REVOKE_OUTSIDE: &str = "/api/v1/workspace/token-policy/revoke-outside";
+
+each_backend! {
+    async fn the_api_lists_the_tokens_outside_the_policy_as_the_page_does_and_revokes_them(app) {
+        let start = now();
+        let (forever_id, forever) = token_at(&app, WRITER, "forever", "never", start).await;
+        let (quarter_id, quarter) = token_at(&app, ADMIN, "quarterly", "90", start).await;
+        let (_, week) = token_at(&app, WRITER, "weekly", "7", start).await;
+        let (admin_id, admin) = scoped_token_at(&app, ADMIN, "admin api", Some("admin"), "7", start).await;
+
+        let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.json()["outside_policy"], json!({"count": 0, "tokens": []}), "no policy, nothing outside");
+
+        let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &json!({"max_lifetime_days": 30, "require_expiry": false})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let answer = res.json();
+        assert_eq!(policy_fields(&answer), json!({"max_lifetime_days": 30, "require_expiry": true}));
+        let outside = &answer["outside_policy"];
+        assert_eq!(outside["count"], 2);
+        assert_eq!(names_of(&outside["tokens"]), vec!["forever", "quarterly"]);
+        assert_eq!(outside["tokens"][0]["id"], forever_id);
+        assert_eq!(outside["tokens"][0]["owner"]["email"], WRITER);
+        assert_eq!(outside["tokens"][0]["expires_at"], Value::Null);
+        assert_eq!(outside["tokens"][1]["id"], quarter_id);
+        assert_eq!(outside["tokens"][1]["owner"]["email"], ADMIN);
+        assert!(outside["tokens"][1]["expires_at"].is_string());
+        // The same list as the page's, and the same answer from GET.
+        assert_eq!(listed_outside_on_the_page(&app).await, names_of(&outside["tokens"]));
+        let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
+        assert_eq!(res.json(), answer);
+        assert_eq!(token_names(&app).await, vec!["admin api", "forever", "quarterly", "weekly"], "asking is not doing");
+
+        let res = api(&app, Method::POST, REVOKE_OUTSIDE, Some(&bearer(&admin))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.json(), json!({"revoked": 2}));
+        assert_eq!(token_names(&app).await, vec!["admin api", "weekly"]);
+        for secret in [&forever, &quarter] {
+            assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(secret))).await.status, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(api(&app, Method::GET, "/api/v1/me", Some(&bearer(&week))).await.status, StatusCode::OK);
+        // Recorded as the page records it, with the token that acted.
+        let (detail, actor_token): (String, Option<i64>) = sqlx::query_as("SELECT detail, actor_token_id FROM audit_events WHERE action = 'workspace.tokens_revoked'")
+            .fetch_one(app.db().pool()).await.unwrap();
+        assert!(detail.starts_with("2 token(s) outside the token policy (maximum lifetime 30 days)"), "{detail}");
+        assert_eq!(actor_token, Some(admin_id));
+        let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
+        assert_eq!(res.json()["outside_policy"], json!({"count": 0, "tokens": []}));
+        assert!(listed_outside_on_the_page(&app).await.is_empty());
+
+        // Nothing left outside: `{}` is accepted, revokes nothing and records nothing.
+        let res = api_json(&app, Method::POST, REVOKE_OUTSIDE, &admin, &json!({})).await;
+        assert_eq!((res.status, res.json()), (StatusCode::OK, json!({"revoked": 0})));
+        assert_eq!(revocation_events(&app).await, 1);
+    }
+}
+
+each_backend! {
+    async fn revoking_outside_the_policy_is_for_admins_and_refuses_a_body_or_method_it_does_not_take(app) {
+        let start = now();
+        token_at(&app, WRITER, "forever", "never", start).await;
+        token_at(&app, ADMIN, "quarterly", "90", start).await;
+        let (_, admin) = scoped_token_at(&app, ADMIN, "admin api", Some("admin"), "7", start).await;
+        let (_, writer) = scoped_token_at(&app, WRITER, "writer api", Some("read-write"), "7", start).await;
+        let (_, capped) = scoped_token_at(&app, ADMIN, "capped api", Some("read-write"), "7", start).await;
+        let res = api_json(&app, Method::PUT, "/api/v1/workspace/token-policy", &admin, &json!({"max_lifetime_days": 30, "require_expiry": true})).await;
+        assert_eq!(res.json()["outside_policy"]["count"], 2, "{}", res.body);
+        let tokens = token_names(&app).await;
+        let events = app.count("audit_events").await;
+
+        // Without Admin rights: refused, nothing revoked.
+        for (token, code) in [(&writer, "insufficient_scope"), (&capped, "insufficient_scope")] {
+            let res = api(&app, Method::POST, REVOKE_OUTSIDE, Some(&bearer(token))).await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+            assert_eq!(res.json()["error"]["code"], code);
+        }
+        let res = api(&app, Method::POST, REVOKE_OUTSIDE, None).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(token_names(&app).await, tokens);
+        assert_eq!(app.count("audit_events").await, events);
+
+        // A body that asks for anything: refused, nothing revoked.
+        for body in [r#"{"user_id": 1}"#, r#"{"all": true}"#, "[]", "null", "1", r#""all""#, "{not json"] {
+            let res = reqwest::Client::new()
+                .post(format!("{}{REVOKE_OUTSIDE}", app.address))
+                .header("Authorization", bearer(&admin))
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send().await.unwrap();
+            let res = crate::helpers::read(res).await;
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "{body}: {}", res.body);
+            assert_eq!(res.json()["error"]["code"], "invalid_json", "{body}");
+        }
+        let res = api_json(&app, Method::POST, REVOKE_OUTSIDE, &admin, &json!({"pad": "x".repeat(20_000)})).await;
+        assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(res.json()["error"]["code"], "payload_too_large");
+        // Another method: 405 naming the one there is.
+        for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
+            let res = api(&app, method.clone(), REVOKE_OUTSIDE, Some(&bearer(&admin))).await;
+            assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(res.json()["error"]["code"], "method_not_allowed");
+            assert_eq!(res.headers.get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+        }
+        assert_eq!(token_names(&app).await, tokens);
+        assert_eq!(app.count("audit_events").await, events);
+        assert_eq!(listed_outside_on_the_page(&app).await, vec!["forever", "quarterly"]);
+
+        // The same Admin token with no body does it.
+        let res = api(&app, Method::POST, REVOKE_OUTSIDE, Some(&bearer(&admin))).await;
+        assert_eq!(res.json(), json!({"revoked": 2}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_token_list_of_the_api_flags_the_tokens_the_pages_flag_as_expiring_soon() {
+    for backend in crate::helpers::backends() {
+        let mut app = crate::helpers::spawn_app_on_manual_clock(backend).await;
+        let start = app.core.now();
+        token_at(&app, WRITER, "monthly", "30", start).await;
+        token_at(&app, WRITER, "weekly", "7", start).await;
+        token_at(&app, WRITER, "yearly", "365", start).await;
+        let (_, admin) =
+            scoped_token_at(&app, ADMIN, "admin api", Some("admin"), "90", start).await;
+        let (_, writer) =
+            scoped_token_at(&app, WRITER, "writer api", Some("read-write"), "90", start).await;
+        let account = api_json(
+            &app,
+            Method::POST,
+            "/api/v1/service-accounts",
+            &admin,
+            &json!({"name": "Nightly job", "role": "read-only"}),
+        )
+        .await
+        .json()["id"]
+            .as_i64()
+            .unwrap();
+        for (name, days) in [("ci week", 7), ("ci month", 30)] {
+            let res = api_json(
+                &app,
+                Method::POST,
+                &format!("/api/v1/service-accounts/{account}/tokens"),
+                &admin,
+                &json!({"name": name, "expires_in_days": days}),
+            )
+            .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+            assert_eq!(
+                res.json()["expires_soon"],
+                days == 7,
+                "{name}: a 7-day token is within the window from the start"
+            );
+        }
+        let flagged = |answer: Value| -> Vec<String> {
+            let mut names: Vec<String> = answer["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["expires_soon"] == json!(true))
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let own = api(&app, Method::GET, "/api/v1/tokens", Some(&bearer(&writer))).await;
+        assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+        assert!(
+            own.json()["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["expires_soon"].is_boolean())
+        );
+        assert_eq!(flagged(own.json()), vec!["weekly"]);
+
+        // 24 days on: the monthly tokens have 6 days left, the weekly ones are gone.
+        app.advance(std::time::Duration::from_secs(24 * DAY as u64));
+        let own = api(&app, Method::GET, "/api/v1/tokens", Some(&bearer(&writer))).await;
+        assert_eq!(flagged(own.json()), vec!["monthly"]);
+        let workspace = api(
+            &app,
+            Method::GET,
+            "/api/v1/workspace/tokens",
+            Some(&bearer(&admin)),
+        )
+        .await;
+        assert_eq!(flagged(workspace.json()), vec!["ci month", "monthly"]);
+        let service = api(
+            &app,
+            Method::GET,
+            &format!("/api/v1/service-accounts/{account}/tokens"),
+            Some(&bearer(&admin)),
+        )
+        .await;
+        assert_eq!(flagged(service.json()), vec!["ci month"]);
+        // What the pages mark.
+        let page = app.signed_in(ADMIN).await.get("/workspace-tokens").await;
+        let mut marked = page.texts("#workspace-tokens tr.expiring td:nth-child(2)");
+        marked.sort();
+        assert_eq!(marked, flagged(workspace.json()));
+        let tab = app.signed_in(WRITER).await.get("/profile/tokens").await;
+        assert_eq!(
+            tab.texts("#tokens-table tr.expiring .token-name"),
+            vec!["monthly"]
+        );
+        app.stop().await;
     }
 }
