@@ -10,7 +10,7 @@ use crate::api::dto::{
     PageQuery, RevokeAllRequest, RevokeOutsideRequest, RevokedDto, ServiceAccountDto, TokenDto,
     TokenPolicyDto, TokenPolicyStateDto, WorkspaceDto, WorkspaceNameRequest,
 };
-use crate::api::openapi::{
+use crate::api::responses::{
     BadBody, BadQuery, Conflict, Forbidden, Invalid, NotFound, ReportTooLarge, TooLarge,
     TooManyEntries, TooManyRequests, Unauthorized,
 };
@@ -784,15 +784,6 @@ pub async fn rename_workspace(
         )
         .await?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(&renamed)))
-}
-
-#[utoipa::path(get, path = "/api/openapi.json", tag = "document", operation_id = "openapi",
-    summary = "This document", security(()),
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
-pub async fn openapi_document() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(crate::api::openapi::json())
 }
 
 /// Any unknown path under `/api`.

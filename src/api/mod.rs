@@ -9,6 +9,7 @@ pub mod dto;
 pub mod errors;
 pub mod handlers;
 pub mod openapi;
+pub mod responses;
 
 use actix_web::web;
 
@@ -48,7 +49,7 @@ macro_rules! api_routes {
 }
 
 api_routes! {
-    get "/api/openapi.json" => handlers::openapi_document,
+    get "/api/openapi.json" => openapi::openapi_document,
     get "/api/v1/me" => handlers::me,
     get "/api/v1/tokens" => handlers::list_tokens,
     delete "/api/v1/tokens/{id}" => handlers::delete_token,

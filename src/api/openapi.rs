@@ -1,78 +1,22 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
 //! attributes and the DTOs' schemas, so that what the API answers and what
-//! the document says can not drift apart. The error responses every
-//! operation shares are defined once here.
+//! the document says can not drift apart; and the route that serves it. The
+//! error responses every operation shares are in `responses`.
 
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{Modify, OpenApi};
 
 use crate::api::dto;
+use actix_web::HttpResponse;
+
 use crate::api::errors::ErrorBody;
 use crate::api::handlers;
-
-/// No token, or one that does not work.
-#[derive(ToResponse)]
-#[response(
-    description = "Missing, malformed, unknown, revoked, rotated-out or expired token. Codes: `missing_token`, `malformed_authorization`, `invalid_token`, `token_expired`, `invalid_credentials`, `bearer_only` (Basic with a service account's token), `cross_site_request`. Comes with a `WWW-Authenticate: Bearer` challenge.",
-    headers(("WWW-Authenticate" = String, description = "The Bearer challenge, with the reason when a token was sent."))
-)]
-pub struct Unauthorized<'a>(#[to_schema] pub ErrorBody<'a>);
-
-/// A valid token that may not do this.
-#[derive(ToResponse)]
-#[response(
-    description = "A valid token that may not do this. Codes: `insufficient_scope`, `owner_read_only`, `owner_disabled`, `owner_not_a_member`, `not_admin`, `members_only` (a service account's token where a person must act), `permission_changed`."
-)]
-pub struct Forbidden<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(description = "No such resource, or not the caller's. Code: `not_found`.")]
-pub struct NotFound<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(
-    description = "A query that can not be read: `limit` outside 1–200, or a `cursor` this API did not give out. Code: `invalid_query`."
-)]
-pub struct BadQuery<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(description = "A body that is not the JSON object described. Code: `invalid_json`.")]
-pub struct BadBody<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(description = "A body over 16 KiB. Code: `payload_too_large`.")]
-pub struct TooLarge<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(description = "A leaked-token report over 1 MiB. Code: `payload_too_large`.")]
-pub struct ReportTooLarge<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(
-    description = "A leaked-token report of more than 1,000 entries; nothing was revoked. Code: `too_many_entries`."
-)]
-pub struct TooManyEntries<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(
-    description = "Too many requests from this address, or (leaked-token reports) from everyone together. Code: `too_many_attempts`. Comes with `Retry-After`.",
-    headers(("Retry-After" = i64, description = "Seconds to wait before trying again."))
-)]
-pub struct TooManyRequests<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(
-    description = "A value outside what is allowed; nothing was stored. Codes: `invalid_name`, `invalid_role`, `invalid_scope` (unknown, or above the owner's role), `invalid_expiry` (not offered, or outside the workspace's token policy), `invalid_policy`."
-)]
-pub struct Invalid<'a>(#[to_schema] pub ErrorBody<'a>);
-
-#[derive(ToResponse)]
-#[response(
-    description = "Taken: a name already in use, or an account already holding 50 live tokens; nothing was stored. Code: `conflict`."
-)]
-pub struct Conflict<'a>(#[to_schema] pub ErrorBody<'a>);
+use crate::api::responses::{
+    BadBody, BadQuery, Conflict, Forbidden, Invalid, NotFound, ReportTooLarge, TooLarge,
+    TooManyEntries, TooManyRequests, Unauthorized,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -83,7 +27,7 @@ pub struct Conflict<'a>(#[to_schema] pub ErrorBody<'a>);
     ),
     servers((url = "/")),
     paths(
-        handlers::openapi_document,
+        openapi_document,
         handlers::me,
         handlers::list_tokens,
         handlers::delete_token,
@@ -186,4 +130,13 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| document().to_pretty_json().unwrap_or_default())
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "document", operation_id = "openapi",
+    summary = "This document", security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
+pub async fn openapi_document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json())
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod actors;
 mod admin_pages;
 mod api;
+mod architecture;
 mod audit_log;
 mod browser;
 mod contract;
