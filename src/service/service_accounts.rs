@@ -187,13 +187,21 @@ impl Tollgate {
         now: i64,
     ) -> Result<IssuedToken, ServiceError> {
         actor.require_admin(workspace)?;
+        // A token of a service account can not mint more tokens: a leaked
+        // one would otherwise outlive its own revocation through a sibling.
+        if let Actor::Token(principal) = actor
+            && principal.kind == AccountKind::ServiceAccount
+        {
+            return Err(ServiceError::forbidden(
+                "members_only",
+                "Only a member's token can generate tokens for service accounts.",
+            ));
+        }
         let name = TokenName::parse(&request.name).map_err(|e| ServiceError::invalid("name", e))?;
-        // Service tokens keep to the workspace's token policy like any other.
-        let expiry = self
-            .choose_expiry(workspace, request.expiry.as_deref())
-            .await?;
         let token = PlainToken::generate();
         let (mut tx, account) = self.begin_on_account(actor, workspace, id, now).await?;
+        // Service tokens keep to the workspace's token policy like any other.
+        let expiry = Tollgate::choose_expiry(&mut tx, workspace, request.expiry.as_deref()).await?;
         let scope = choose_scope(
             request.scope.as_deref(),
             account.role,

@@ -135,9 +135,6 @@ impl Tollgate {
         }
         let name = TokenName::parse(&request.name).map_err(|e| ServiceError::invalid("name", e))?;
         let scope = choose_scope(request.scope.as_deref(), membership.role, Holder::Member)?;
-        let expiry = self
-            .choose_expiry(membership.workspace_id, request.expiry.as_deref())
-            .await?;
         let token = PlainToken::generate();
         let mut tx = self.db.begin().await?;
         // The role the scope was checked against must still hold now.
@@ -149,6 +146,9 @@ impl Tollgate {
                 now,
             )
             .await?;
+        let expiry =
+            Self::choose_expiry(&mut tx, membership.workspace_id, request.expiry.as_deref())
+                .await?;
         let detail = format!(
             "scope {}, expires {}",
             scope.label(),
@@ -179,12 +179,15 @@ impl Tollgate {
     /// The expiry a new token of `workspace` gets: the one asked for if the
     /// workspace's token policy allows it; none asked for, the policy's
     /// default.
+    /// Read inside the transaction that stores the token, after the actor is
+    /// confirmed: a policy changed meanwhile (and its "revoke the tokens
+    /// outside it") can not miss a token made under the old one.
     pub(crate) async fn choose_expiry(
-        &self,
+        tx: &mut Tx,
         workspace: WorkspaceId,
         raw: Option<&str>,
     ) -> Result<Expiry, ServiceError> {
-        let policy = storage::token_policies::get(self.db.pool(), workspace.0).await?;
+        let policy = storage::token_policies::get(&mut **tx, workspace.0).await?;
         let expiry = match raw.filter(|s| !s.is_empty()) {
             Some(raw) => Expiry::parse(raw).map_err(|e| ServiceError::invalid("expiry", e))?,
             None => policy.default_expiry(),
