@@ -80,6 +80,10 @@ fn describe() {
         "Times this instance emptied its token cache"
     );
     describe_counter!(
+        "tollgate_token_cache_evictions_total",
+        "Entries evicted from this instance's token cache, by cause: change (a change concerned them) or size (the size bound pushed them out)"
+    );
+    describe_counter!(
         "tollgate_token_cache_fail_closed_total",
         "Token checks that bypassed the cache because this instance could not prove it current"
     );
@@ -158,6 +162,9 @@ pub fn token_verified(outcome: Result<(), AuthFailure>) {
 /// A token check that ended before the database: `missing`, `malformed`
 /// (the header or the token's checksum), or `error` (the database failed).
 pub fn token_check(outcome: &'static str) {
+    if !enabled() {
+        return;
+    }
     metrics::counter!("tollgate_token_verifications_total", "outcome" => outcome).increment(1);
 }
 
@@ -176,6 +183,12 @@ fn collect(app: &Tollgate) {
         ("tollgate_peer_ack_timeouts_total", cache.ack_timeouts),
     ] {
         metrics::counter!(name).absolute(value);
+    }
+    for (cause, value) in [
+        ("change", cache.evicted_by_change),
+        ("size", cache.evicted_by_size),
+    ] {
+        metrics::counter!("tollgate_token_cache_evictions_total", "cause" => cause).absolute(value);
     }
     let pool = app.db.pool();
     let size = f64::from(pool.size());

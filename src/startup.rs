@@ -148,8 +148,10 @@ impl Application {
                 .wrap(from_fn(pages::security::request_log))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
-                .route("/static/{name}", web::get().to(pages::static_files::serve))
+                // Fixed paths before patterns: the router tries routes in
+                // order, and matching a pattern costs more than comparing.
                 .configure(api::configure)
+                .route("/static/{name}", web::get().to(pages::static_files::serve))
                 .service(web::scope("/api").default_service(web::to(api::handlers::not_found)))
                 .service(
                     web::scope("")

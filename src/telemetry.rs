@@ -23,8 +23,13 @@ pub fn init() {
         .lossy(true)
         .thread_name("tollgate-log")
         .finish(LossyStderr);
+    // Colours only for a person at a terminal: in a file or a log
+    // collector the escape codes are noise, and writing them costs a
+    // good share of each request's log line.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     // A second init (tests) is harmless, so its error is ignored.
     let installed = if json {

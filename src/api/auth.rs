@@ -62,31 +62,35 @@ impl FromRequest for ApiCaller {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let header = req
+        // The header is read here, before the future, so that the future
+        // owns only what it needs.
+        let credentials = req
             .headers()
             .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes().to_vec());
-        let app = req.app_data::<Data<Tollgate>>().cloned();
+            .map(|v| parse_authorization(v.as_bytes()));
         // Browsers attach remembered Basic credentials on their own; a page
         // of another site must not be able to use them. Fetch Metadata or a
-        // foreign `Origin` gives such a request away.
-        let from_another_site = req
-            .app_data::<Data<crate::config::Config>>()
-            .is_none_or(|config| crate::request::from_another_site(req, config));
+        // foreign `Origin` gives such a request away. (Bearer tokens are
+        // never attached by a browser on its own.)
+        let from_another_site = matches!(credentials, Some(Ok(Credentials::Basic { .. })))
+            && req
+                .app_data::<Data<crate::config::Config>>()
+                .is_none_or(|config| crate::request::from_another_site(req, config));
+        let app = req.app_data::<Data<Tollgate>>().cloned();
         Box::pin(async move {
             let app = app.ok_or_else(|| {
                 ApiError::from(crate::service::ServiceError::Unexpected(anyhow::anyhow!(
                     "missing app state"
                 )))
             })?;
-            let header = header.ok_or_else(|| {
+            let credentials = credentials.ok_or_else(|| {
                 crate::metrics::token_check("missing");
                 ApiError::unauthorized(
                     "missing_token",
                     "Send a token: `Authorization: Bearer <token>`.",
                 )
             })?;
-            let credentials = parse_authorization(&header).map_err(|m| {
+            let credentials = credentials.map_err(|m| {
                 crate::metrics::token_check("malformed");
                 ApiError::unauthorized("malformed_authorization", m)
             })?;

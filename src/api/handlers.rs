@@ -96,7 +96,14 @@ pub async fn me(ApiCaller(caller): ApiCaller) -> Result<HttpResponse, ApiError> 
             "Send a token: `Authorization: Bearer <token>`.",
         ));
     };
-    Ok(HttpResponse::Ok().json(MeDto::from(principal)))
+    // Written into a buffer big enough for the usual answer: `json`
+    // starts small and grows it twice on every request.
+    let mut body = Vec::with_capacity(512);
+    serde_json::to_writer(&mut body, &MeDto::from(principal))
+        .map_err(|e| ServiceError::Unexpected(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body))
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "listTokens",

@@ -54,7 +54,7 @@ impl PlainToken {
             return Err(invalid());
         }
         let (head, sum) = raw.split_at(Self::LEN - CHECKSUM_LEN);
-        if checksum(head) != sum {
+        if checksum_bytes(head) != sum.as_bytes() {
             return Err(invalid());
         }
         Ok(Self(raw.to_owned()))
@@ -81,7 +81,16 @@ impl std::fmt::Debug for PlainToken {
 
 impl TokenDigest {
     fn of(secret: &str) -> Self {
-        Self(hex::encode(Sha256::digest(secret.as_bytes())))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = Sha256::digest(secret.as_bytes());
+        // Checked on every API request: a table lookup per byte, into one
+        // allocation, instead of `hex::encode`'s char-by-char collect.
+        let mut out = Vec::with_capacity(2 * digest.len());
+        for byte in digest {
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0x0f)]);
+        }
+        Self(String::from_utf8(out).unwrap_or_default())
     }
 
     /// A digest read back from the database.
@@ -105,13 +114,18 @@ pub fn sha256_hex(secret: &str) -> String {
 }
 
 fn checksum(head: &str) -> String {
+    checksum_bytes(head).iter().map(|&b| b as char).collect()
+}
+
+/// The checksum as bytes: checked on every API request, so no allocation.
+fn checksum_bytes(head: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = crc32fast::hash(head.as_bytes());
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    out
 }
 
 #[cfg(test)]

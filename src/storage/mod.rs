@@ -144,6 +144,11 @@ impl Db {
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before each use finds PostgreSQL connections the
+            // network lost; an SQLite connection is a file in this process
+            // and can not go stale, so the ping would only cost a round
+            // trip to its thread on every query.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -393,19 +393,37 @@ pub async fn touch_last_used(
     if uses.is_empty() {
         return Ok(());
     }
+    // One statement per chunk, not one per token: with many distinct
+    // tokens in use, a flush would otherwise run thousands of statements
+    // (and on PostgreSQL as many rounds of the token triggers).
     let mut tx = pool.begin().await?;
-    for (id, at) in uses {
-        sqlx::query(
-            "UPDATE personal_access_tokens SET last_used_at = $1 \
-             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-        )
-        .bind(*at)
-        .bind(*id)
-        .execute(&mut *tx)
-        .await?;
+    for chunk in uses.chunks(LAST_USED_CHUNK) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A join on the primary key: each listed token is found by its id.
+        let sql = format!(
+            "WITH used(id, at) AS (VALUES {values}) \
+             UPDATE personal_access_tokens SET last_used_at = used.at FROM used \
+             WHERE personal_access_tokens.id = used.id \
+             AND (personal_access_tokens.last_used_at IS NULL \
+                  OR personal_access_tokens.last_used_at < used.at)"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, at) in chunk {
+            query = query.bind(*id).bind(*at);
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await.map_err(Into::into)
 }
+
+/// Tokens per "last used" statement. Small enough that parsing and binding
+/// stay cheap (SQLite looks numbered parameters up by name, so their cost
+/// grows with the square of their number), and every full chunk reuses one
+/// prepared statement.
+const LAST_USED_CHUNK: usize = 50;
 
 /// The token with this digest, if it exists (for leak reports, which come
 /// with a secret and nothing else).

@@ -454,6 +454,32 @@ each_backend! {
     }
 }
 
+each_backend! {
+    async fn many_last_used_times_are_written_in_batches_and_never_move_back(app) {
+        let (first, _) = app.token_for(WRITER, "batched 0", "read-write").await;
+        let pool = app.db().pool();
+        // More tokens than one statement takes, and a remainder.
+        for n in 1..120 {
+            sqlx::query("INSERT INTO personal_access_tokens (user_id, workspace_id, name, scope, digest, last4, created_at) \
+                         SELECT user_id, workspace_id, $1, scope, $2, last4, created_at FROM personal_access_tokens WHERE id = $3")
+                .bind(format!("batched {n}")).bind(format!("{n:064}")).bind(first).execute(pool).await.unwrap();
+        }
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM personal_access_tokens WHERE name LIKE 'batched %' ORDER BY id").fetch_all(pool).await.unwrap();
+        assert_eq!(ids.len(), 120);
+        let minute = 1_800_000_000;
+        // A later time already stored stays.
+        let later = ids[77];
+        sqlx::query("UPDATE personal_access_tokens SET last_used_at = $1 WHERE id = $2").bind(minute + 60).bind(later).execute(pool).await.unwrap();
+        let uses: Vec<(i64, i64)> = ids.iter().map(|id| (*id, minute)).collect();
+        tollgate::storage::tokens::touch_last_used(pool, &uses).await.unwrap();
+        let stored: Vec<(i64, Option<i64>)> = sqlx::query_as("SELECT id, last_used_at FROM personal_access_tokens WHERE name LIKE 'batched %' ORDER BY id").fetch_all(pool).await.unwrap();
+        for (id, at) in stored {
+            let expected = if id == later { minute + 60 } else { minute };
+            assert_eq!(at, Some(expected), "token {id}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_last_used_times_are_written_when_the_server_stops() {
     for backend in crate::helpers::backends() {

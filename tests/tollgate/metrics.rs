@@ -262,3 +262,60 @@ async fn requests_and_token_checks_are_counted_without_tokens_emails_or_paths() 
         served.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_cache_evictions_are_counted_by_cause() {
+    let by_change = r#"tollgate_token_cache_evictions_total{cause="change"}"#;
+    let by_size = r#"tollgate_token_cache_evictions_total{cause="size"}"#;
+    for backend in backends() {
+        let served = Served::start(backend).await;
+        let writer = TestClient::new(&served.base);
+        assert_eq!(
+            writer.login(WRITER, PASSWORD).await.status,
+            StatusCode::SEE_OTHER
+        );
+        let mut secrets = Vec::new();
+        for name in ["evicted 1", "evicted 2"] {
+            let (_, secret) = writer.generate(&[("name", name)]).await;
+            secrets.push(secret.expect("token shown"));
+        }
+        // Cached: the second call of each is a hit.
+        for secret in &secrets {
+            for _ in 0..2 {
+                assert_eq!(
+                    served
+                        .call(Method::GET, "/api/v1/me", Some(&bearer(secret)))
+                        .await,
+                    StatusCode::OK
+                );
+            }
+        }
+        let before = served.core.tokens.stats();
+        assert!(before.hits >= 2, "{before:?}");
+        let res = writer.post_form("/profile/tokens/revoke-all", &[]).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        let after = served.core.tokens.stats();
+        assert_eq!(
+            after.evicted_by_change,
+            before.evicted_by_change + 2,
+            "both cached tokens evicted: {before:?} → {after:?}"
+        );
+        let text = served.scrape().await;
+        // The series is per process and other applications in this binary
+        // set it too: it holds at least this application's count.
+        assert!(
+            value(&text, by_change) >= after.evicted_by_change as f64,
+            "{by_change} missing or behind {after:?}: {text}"
+        );
+        assert!(text.contains(&format!("\n{by_size} ")), "{text}");
+        for secret in &secrets {
+            assert_eq!(
+                served
+                    .call(Method::GET, "/api/v1/me", Some(&bearer(secret)))
+                    .await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        served.stop().await;
+    }
+}

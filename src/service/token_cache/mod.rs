@@ -77,6 +77,11 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Changes that evicted only the entries they concern.
     pub evictions: u64,
+    /// Cached entries those changes found and evicted.
+    pub evicted_by_change: u64,
+    /// Cached entries the size bound pushed out or did not let in (counted
+    /// at the cache's upkeep, so a little late).
+    pub evicted_by_size: u64,
     /// Verifications that bypassed the cache because this instance could
     /// not prove it current (PostgreSQL listener down or lagging).
     pub fail_closed: u64,
@@ -160,11 +165,14 @@ impl TokenCache {
 
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
+        let evicted = self.store.evicted();
         CacheStats {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             invalidations: c.invalidations.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
+            evicted_by_change: evicted.by_change,
+            evicted_by_size: evicted.by_size,
             fail_closed: c.fail_closed.load(Ordering::Relaxed),
             acks: self.protocol.acks(),
             ack_timeouts: self.protocol.timeouts(),

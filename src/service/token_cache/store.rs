@@ -14,8 +14,10 @@
 //! before a change from putting the old row back afterwards.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+use moka::notification::RemovalCause;
 
 use super::changes::Change;
 use crate::domain::TokenDigest;
@@ -153,20 +155,52 @@ fn unlink(map: &mut HashMap<i64, HashSet<i64>>, key: i64, token: i64) {
     }
 }
 
+/// Entries that left the cache, by why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// Because a change concerned them.
+    pub by_change: u64,
+    /// Pushed out (or not let in) by the bound on the cache's size.
+    pub by_size: u64,
+}
+
 pub struct Store {
     entries: moka::sync::Cache<TokenDigest, Arc<Entry>>,
     capacity: u64,
     generation: RwLock<u64>,
     index: Mutex<Index>,
+    by_change: AtomicU64,
+    by_size: Arc<AtomicU64>,
 }
 
 impl Store {
     pub fn new(capacity: u64) -> Self {
+        let by_size = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&by_size);
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
         Self {
-            entries: moka::sync::Cache::new(capacity),
+            entries,
             capacity,
             generation: RwLock::new(0),
             index: Mutex::new(Index::default()),
+            by_change: AtomicU64::new(0),
+            by_size,
+        }
+    }
+
+    /// Entries evicted since start. Those the size bound pushed out are
+    /// counted when the cache does its upkeep, so they may lag a little.
+    pub fn evicted(&self) -> Evicted {
+        Evicted {
+            by_change: self.by_change.load(Ordering::Relaxed),
+            by_size: self.by_size.load(Ordering::Relaxed),
         }
     }
 
@@ -240,9 +274,14 @@ impl Store {
                 index.take_change(*change, &mut digests);
             }
         }
+        let mut found = 0;
         for digest in &digests {
-            self.entries.invalidate(digest);
+            // The index may name digests the size bound already let go.
+            if self.entries.remove(digest).is_some() {
+                found += 1;
+            }
         }
+        self.by_change.fetch_add(found, Ordering::Relaxed);
         digests.len()
     }
 
@@ -391,6 +430,33 @@ mod tests {
         store.clear();
         assert!(cached(&store).is_empty());
         assert_eq!(store.indexed(), 0);
+    }
+
+    #[test]
+    fn evictions_are_counted_by_cause() {
+        let store = filled();
+        store.evict(&[Change::User(10)]);
+        assert_eq!(
+            store.evicted(),
+            Evicted {
+                by_change: 3,
+                by_size: 0
+            }
+        );
+        // Nothing of user 10 is cached any more: nothing more is counted.
+        store.evict(&[Change::User(10), Change::Token(99)]);
+        assert_eq!(store.evicted().by_change, 3);
+        store.clear();
+        assert_eq!(store.evicted().by_change, 3, "a clear is counted apart");
+
+        let small = Store::new(50);
+        let g = small.generation().unwrap();
+        for n in 0..1_000 {
+            small.insert(digest(n), entry(n, 1, 1), g);
+        }
+        let held = small.len();
+        assert_eq!(small.evicted().by_size, 1_000 - held, "{held} held");
+        assert_eq!(small.evicted().by_change, 0);
     }
 
     #[test]
