@@ -53,8 +53,6 @@ fn paging(query: &PageQuery) -> Result<(Option<i64>, Option<i64>), ApiError> {
 /// The largest JSON body the API reads.
 const MAX_JSON_BODY: usize = 16 * 1024;
 
-/// The largest leaked-token report: 1,000 entries with long URLs.
-const MAX_REPORT_BODY: usize = 1024 * 1024;
 
 /// Reads a request body, answering a JSON 413 past `MAX_JSON_BODY` (the
 /// `Bytes` extractor's own refusal would not be JSON).
@@ -344,8 +342,13 @@ pub async fn report_leaked_tokens(
 ) -> Result<HttpResponse, ApiError> {
     let meta = request_meta(&req);
     let now = app.now();
-    app.admit_leak_report(&meta.ip, now)?;
-    let body = read_body_limited(body, MAX_REPORT_BODY).await?;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let limit = app.admit_leak_report(&meta.ip, declared, now)?;
+    let body = read_body_limited(body, limit).await?;
     let reports = parse_leak_report(&body)?;
     let verdicts = app.report_leaked_tokens(&reports, &meta, now).await?;
     let labels: Vec<LeakLabelDto> = reports
@@ -449,7 +452,7 @@ fn whole<T>(data: Vec<T>) -> Page<T> {
 
 #[utoipa::path(get, path = "/api/v1/service-accounts", tag = "service accounts", operation_id = "listServiceAccounts",
     summary = "The workspace's service accounts",
-    description = "Needs the Admin scope. All of them, oldest first; `next_cursor` is always `null`.",
+    description = "Needs the Admin scope. All of them, by name; `next_cursor` is always `null`.",
     responses((status = 200, description = "The service accounts", body = Page<ServiceAccountDto>),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden)))]
 pub async fn list_service_accounts(

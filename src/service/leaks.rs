@@ -24,11 +24,19 @@ use crate::storage::leaks::{LeakReportRow, NewLeakReport};
 pub const MAX_ENTRIES: usize = 1_000;
 /// Reports one address may send per window.
 pub const REPORTS_PER_WINDOW: usize = 60;
-/// Reports the whole instance accepts per window, from all addresses
-/// together: each may hold 1,000 tokens to look up, so without a ceiling a
-/// flood from many addresses could keep the instance verifying tokens and
-/// nothing else. Past it reports are refused before their body is read.
+/// The largest report body (1,000 entries with long URLs fit).
+pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
+/// A report that declares at most this many bytes (some 50 entries, what a
+/// scanner sends for one push) is *small*.
+pub const SMALL_REPORT_BYTES: usize = 16 * 1024;
+/// Small reports the whole instance accepts per window, from all addresses
+/// together. Past it reports are refused before their body is read.
 pub const INSTANCE_REPORTS_PER_WINDOW: usize = 300;
+/// Large reports (up to 1,000 tokens to look up each) the whole instance
+/// accepts per window. A lane of their own: a flood of large reports can
+/// not keep the instance verifying tokens and nothing else, nor crowd out
+/// the small reports a scanner sends when it finds a token.
+pub const INSTANCE_LARGE_REPORTS_PER_WINDOW: usize = 60;
 pub const WINDOW_SECONDS: i64 = 60;
 /// How long a report stays on the tokens tab and the Workspace tokens page.
 pub const NOTICE_SECONDS: i64 = 30 * 86_400;
@@ -43,9 +51,28 @@ pub fn report_throttle() -> Throttle {
     Throttle::new(REPORTS_PER_WINDOW, WINDOW_SECONDS, MAX_KEYS)
 }
 
-/// The instance-wide count: one key, in a throttle of its own.
+/// The instance-wide count of small reports: one key, in a throttle of its
+/// own.
 pub fn instance_report_throttle() -> Throttle {
     Throttle::new(INSTANCE_REPORTS_PER_WINDOW, WINDOW_SECONDS, 1)
+}
+
+/// The instance-wide count of large reports.
+pub fn instance_large_report_throttle() -> Throttle {
+    Throttle::new(INSTANCE_LARGE_REPORTS_PER_WINDOW, WINDOW_SECONDS, 1)
+}
+
+/// Whose count a report goes to: its address, or for IPv6 its /64 (one
+/// host usually holds a whole /64, and could otherwise send from a fresh
+/// address every time).
+fn sender(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
+    }
 }
 
 /// One entry of a report, as the scanner sent it.
@@ -82,14 +109,22 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 impl Tollgate {
-    /// Counts a report from `ip`; refuses once the address has sent
+    /// Counts a report from `ip` that declares `declared` bytes (`None`
+    /// when it does not say) and answers how many bytes of body to read at
+    /// most. Refuses once the address (an IPv6 /64) has sent
     /// `REPORTS_PER_WINDOW` within the window, or the instance has accepted
-    /// `INSTANCE_REPORTS_PER_WINDOW` from everyone. Counted before the body
-    /// is read, so a flood of garbage is refused as cheaply as a flood of
-    /// tokens. An address already over its own limit does not use up the
-    /// instance's.
-    pub fn admit_leak_report(&self, ip: &str, now: i64) -> Result<(), ServiceError> {
-        let key = throttle::Key::new(throttle::Kind::LeakReport, ip, "");
+    /// its ceiling of small or of large reports from everyone. Counted
+    /// before the body is read, so a flood of garbage is refused as cheaply
+    /// as a flood of tokens. An address already over its own limit does not
+    /// use up the instance's, and a report the instance refuses does not
+    /// count against its address.
+    pub fn admit_leak_report(
+        &self,
+        ip: &str,
+        declared: Option<usize>,
+        now: i64,
+    ) -> Result<usize, ServiceError> {
+        let key = throttle::Key::new(throttle::Kind::LeakReport, &sender(ip), "");
         self.leak_reports.attempt(key, now).map_err(|retry_after| {
             ServiceError::TooManyAttempts {
                 retry_after,
@@ -98,15 +133,25 @@ impl Tollgate {
                 ),
             }
         })?;
+        let small = declared.is_some_and(|bytes| bytes <= SMALL_REPORT_BYTES);
+        let (lane, limit) = if small {
+            (&self.leak_reports_instance, SMALL_REPORT_BYTES)
+        } else {
+            (&self.leak_reports_instance_large, MAX_REPORT_BYTES)
+        };
         let instance = throttle::Key::new(throttle::Kind::LeakReport, "", "instance");
-        self.leak_reports_instance
-            .attempt(instance, now)
-            .map_err(|retry_after| ServiceError::TooManyAttempts {
-                retry_after,
-                message: format!(
-                    "This server is receiving too many leaked-token reports. Try again in {retry_after} seconds."
-                ),
-            })
+        match lane.attempt(instance, now) {
+            Ok(()) => Ok(limit),
+            Err(retry_after) => {
+                self.leak_reports.refund(key);
+                Err(ServiceError::TooManyAttempts {
+                    retry_after,
+                    message: format!(
+                        "This server is receiving too many leaked-token reports. Try again in {retry_after} seconds."
+                    ),
+                })
+            }
+        }
     }
 
     /// Revokes every live token among `reports` and labels each entry, in

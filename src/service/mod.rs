@@ -42,8 +42,11 @@ pub struct Tollgate {
     pub throttle: throttle::Throttle,
     /// Counts leaked-token reports per address (see `leaks`).
     pub leak_reports: throttle::Throttle,
-    /// Counts leaked-token reports from everyone together (see `leaks`).
+    /// Counts small leaked-token reports from everyone together (see
+    /// `leaks`).
     pub leak_reports_instance: throttle::Throttle,
+    /// Counts large leaked-token reports from everyone together.
+    pub leak_reports_instance_large: throttle::Throttle,
     /// Sends invitations and expiry notices; `None` when no SMTP server is
     /// configured.
     pub mailer: Option<crate::mail::Mailer>,
@@ -64,6 +67,7 @@ impl Tollgate {
             throttle: Default::default(),
             leak_reports: leaks::report_throttle(),
             leak_reports_instance: leaks::instance_report_throttle(),
+            leak_reports_instance_large: leaks::instance_large_report_throttle(),
             support_contact,
             mailer: None,
         }

@@ -123,10 +123,21 @@ impl Tollgate {
         if revoked.is_empty() {
             return Ok(0);
         }
+        // Which ones, so an incident review can tell: names and ids, the
+        // first 50.
+        let mut named: Vec<String> = revoked
+            .iter()
+            .take(50)
+            .map(|(id, name)| format!("“{name}” (#{id})"))
+            .collect();
+        if revoked.len() > named.len() {
+            named.push(format!("and {} more", revoked.len() - named.len()));
+        }
         let detail = format!(
-            "{} token(s) outside the token policy ({})",
+            "{} token(s) outside the token policy ({}): {}",
             revoked.len(),
-            policy.summary()
+            policy.summary(),
+            named.join(", ")
         );
         let event = Event {
             workspace_id: Some(workspace),

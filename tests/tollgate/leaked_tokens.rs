@@ -370,6 +370,9 @@ async fn a_flood_of_reports_from_many_addresses_meets_the_instance_ceiling() {
         assert!((1..=WINDOW_SECONDS).contains(&retry), "{retry}");
         assert!(works(&app, &token).await);
         assert_eq!(app.count("leak_reports").await, 0);
+        // Large reports have a lane of their own, still open.
+        let res = report_from(&app, "203.0.113.10", large_empty_report()).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
         // Once the window has passed, reports are read again.
         app.advance(std::time::Duration::from_secs(WINDOW_SECONDS as u64));
         let res = report_from(&app, "203.0.113.9", json!([{"token": token}]).to_string()).await;
@@ -378,4 +381,62 @@ async fn a_flood_of_reports_from_many_addresses_meets_the_instance_ceiling() {
         assert!(!works(&app, &token).await);
         app.stop().await;
     }
+}
+
+/// An empty report padded past the small-report size.
+fn large_empty_report() -> String {
+    format!(
+        "[{}]",
+        " ".repeat(tollgate::service::leaks::SMALL_REPORT_BYTES)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_reports_leaves_room_for_small_ones_and_an_ipv6_host_counts_once() {
+    use tollgate::service::leaks::{
+        INSTANCE_LARGE_REPORTS_PER_WINDOW, REPORTS_PER_WINDOW, WINDOW_SECONDS,
+    };
+    let backend = crate::helpers::Backend::Sqlite;
+    let database = crate::helpers::TestDatabase::create(backend).await;
+    crate::helpers::seed(&database.url).await;
+    let clock = std::sync::Arc::new(tollgate::clock::ManualClock::new(tollgate::clock::now()));
+    let mut app = crate::helpers::spawn_with_clock(
+        backend,
+        database,
+        |config| config.trusted_proxy = Some([127, 0, 0, 1].into()),
+        Some(clock),
+    )
+    .await;
+    let (_, token) = app.token_for(WRITER, "reported", "read-write").await;
+    for i in 0..INSTANCE_LARGE_REPORTS_PER_WINDOW {
+        let client = format!("198.51.100.{}", i + 1);
+        let res = report_from(&app, &client, large_empty_report()).await;
+        assert_eq!(res.status, StatusCode::OK, "large report {i}: {}", res.body);
+    }
+    let res = report_from(&app, "198.51.100.200", large_empty_report()).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.body);
+    // The refused large report did not count against its address: it
+    // still has all its reports (the last one a small report naming the
+    // token, which the small lane admits and revokes).
+    for i in 0..REPORTS_PER_WINDOW - 1 {
+        let res = report_from(&app, "198.51.100.200", "[]").await;
+        assert_eq!(res.status, StatusCode::OK, "small report {i}: {}", res.body);
+    }
+    let res = report_from(&app, "198.51.100.200", json!([{"token": token}]).to_string()).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.json()[0]["label"], "true_positive");
+    assert!(!works(&app, &token).await);
+
+    // Every address of one IPv6 /64 shares one count; the next /64 has its own.
+    for i in 0..REPORTS_PER_WINDOW {
+        let client = format!("2001:db8:0:7::{:x}", i + 1);
+        assert_eq!(report_from(&app, &client, "[]").await.status, StatusCode::OK, "{client}");
+    }
+    let res = report_from(&app, "2001:db8:0:7:ffff::1", "[]").await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.body);
+    assert!(res.json()["error"]["message"].as_str().unwrap().contains("this address"), "{}", res.body);
+    assert_eq!(report_from(&app, "2001:db8:0:8::1", "[]").await.status, StatusCode::OK);
+    app.advance(std::time::Duration::from_secs(WINDOW_SECONDS as u64));
+    assert_eq!(report_from(&app, "2001:db8:0:7::1", "[]").await.status, StatusCode::OK);
+    app.stop().await;
 }

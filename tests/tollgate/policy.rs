@@ -408,6 +408,8 @@ each_backend! {
         let (detail, actor_token): (String, Option<i64>) = sqlx::query_as("SELECT detail, actor_token_id FROM audit_events WHERE action = 'workspace.tokens_revoked'")
             .fetch_one(app.db().pool()).await.unwrap();
         assert!(detail.starts_with("2 token(s) outside the token policy (maximum lifetime 30 days)"), "{detail}");
+        // Each revoked token is named, so a review can tell which.
+        assert!(detail.contains("“forever”") && detail.contains("“quarterly”") && !detail.contains("“weekly”"), "{detail}");
         assert_eq!(actor_token, Some(admin_id));
         let res = api(&app, Method::GET, "/api/v1/workspace/token-policy", Some(&bearer(&admin))).await;
         assert_eq!(res.json()["outside_policy"], json!({"count": 0, "tokens": []}));

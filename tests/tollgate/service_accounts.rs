@@ -498,6 +498,17 @@ each_backend! {
         assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
         assert_eq!(res.json()["error"]["code"], "members_only");
         assert_eq!((app.count("users").await, token_count(&app).await, app.count("audit_events").await), (users, tokens, events));
+        // Nor mint tokens, for itself or another account: a leaked service
+        // token must not outlive its own revocation through a sibling.
+        let other = api_account(&app, &owner_admin, "Other bot", "read-write").await;
+        let (users, events) = (users + 1, events + 1);
+        for account in [id, other] {
+            let path = format!("/api/v1/service-accounts/{account}/tokens");
+            let res = api_json(&app, Method::POST, &path, &service_admin, &json!({"name": "sibling", "expires_in_days": null})).await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{path}: {}", res.body);
+            assert_eq!(res.json()["error"]["code"], "members_only", "{path}");
+        }
+        assert_eq!((app.count("users").await, token_count(&app).await, app.count("audit_events").await), (users, tokens, events));
     }
 }
 
