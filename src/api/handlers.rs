@@ -53,7 +53,6 @@ fn paging(query: &PageQuery) -> Result<(Option<i64>, Option<i64>), ApiError> {
 /// The largest JSON body the API reads.
 const MAX_JSON_BODY: usize = 16 * 1024;
 
-
 /// Reads a request body, answering a JSON 413 past `MAX_JSON_BODY` (the
 /// `Bytes` extractor's own refusal would not be JSON).
 async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {

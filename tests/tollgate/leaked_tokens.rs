@@ -422,7 +422,12 @@ async fn a_flood_of_large_reports_leaves_room_for_small_ones_and_an_ipv6_host_co
         let res = report_from(&app, "198.51.100.200", "[]").await;
         assert_eq!(res.status, StatusCode::OK, "small report {i}: {}", res.body);
     }
-    let res = report_from(&app, "198.51.100.200", json!([{"token": token}]).to_string()).await;
+    let res = report_from(
+        &app,
+        "198.51.100.200",
+        json!([{"token": token}]).to_string(),
+    )
+    .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.json()[0]["label"], "true_positive");
     assert!(!works(&app, &token).await);
@@ -430,13 +435,30 @@ async fn a_flood_of_large_reports_leaves_room_for_small_ones_and_an_ipv6_host_co
     // Every address of one IPv6 /64 shares one count; the next /64 has its own.
     for i in 0..REPORTS_PER_WINDOW {
         let client = format!("2001:db8:0:7::{:x}", i + 1);
-        assert_eq!(report_from(&app, &client, "[]").await.status, StatusCode::OK, "{client}");
+        assert_eq!(
+            report_from(&app, &client, "[]").await.status,
+            StatusCode::OK,
+            "{client}"
+        );
     }
     let res = report_from(&app, "2001:db8:0:7:ffff::1", "[]").await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.body);
-    assert!(res.json()["error"]["message"].as_str().unwrap().contains("this address"), "{}", res.body);
-    assert_eq!(report_from(&app, "2001:db8:0:8::1", "[]").await.status, StatusCode::OK);
+    assert!(
+        res.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this address"),
+        "{}",
+        res.body
+    );
+    assert_eq!(
+        report_from(&app, "2001:db8:0:8::1", "[]").await.status,
+        StatusCode::OK
+    );
     app.advance(std::time::Duration::from_secs(WINDOW_SECONDS as u64));
-    assert_eq!(report_from(&app, "2001:db8:0:7::1", "[]").await.status, StatusCode::OK);
+    assert_eq!(
+        report_from(&app, "2001:db8:0:7::1", "[]").await.status,
+        StatusCode::OK
+    );
     app.stop().await;
 }
