@@ -262,7 +262,10 @@ fn session_cookie_name(config: &Config) -> String {
 
 fn spawn_background_tasks(app: web::Data<Tollgate>, flush_seconds: u64, audit_days: i64) {
     tokio::spawn(async move {
-        let mut flush = tokio::time::interval(Duration::from_secs(flush_seconds.max(1)));
+        // The first flush one period after start (an interval's first tick
+        // is immediate, and at start there is nothing to write).
+        let every = Duration::from_secs(flush_seconds.max(1));
+        let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut cleanup = tokio::time::interval(Duration::from_secs(600));
         loop {
             tokio::select! {

@@ -140,9 +140,19 @@ impl Db {
         }
         let options =
             AnyConnectOptions::from_str(&connect_url).context("reading the database URL")?;
+        let connections = if backend == Backend::Sqlite {
+            8
+        } else {
+            POSTGRES_CONNECTIONS
+        };
+        // PostgreSQL connections are kept for the life of the process (see
+        // `hold_postgres_connections`); SQLite connections are files.
+        let kept = backend == Backend::Postgres;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .min_connections(1)
+            .max_connections(connections)
+            .min_connections(if kept { connections } else { 1 })
+            .max_lifetime((!kept).then(|| Duration::from_secs(30 * 60)))
+            .idle_timeout((!kept).then(|| Duration::from_secs(10 * 60)))
             .acquire_timeout(Duration::from_secs(10))
             // A ping before each use finds PostgreSQL connections the
             // network lost; an SQLite connection is a file in this process
@@ -160,6 +170,9 @@ impl Db {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
+        if kept {
+            hold_postgres_connections(&pool, connections).await?;
+        }
         let sqlite_path = (backend == Backend::Sqlite)
             .then(|| sqlite_file(url))
             .flatten();
@@ -243,6 +256,31 @@ impl Db {
         self.pool.close().await;
         Ok(())
     }
+}
+
+/// Connections to PostgreSQL each instance keeps open.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// Opens every PostgreSQL connection of the pool now, on the runtime that
+/// called `connect` (the process's main one), and keeps them.
+///
+/// A connection's socket belongs to the runtime that opened it. The HTTP
+/// server runs each worker on a runtime of its own, and at a graceful
+/// shutdown an idle worker's runtime ends at once: a connection it had
+/// opened would fail ("the Tokio context is being shut down") under a
+/// request still being answered by another worker. Opened here, no
+/// connection depends on a worker. Should one break later (the network),
+/// the pool opens its replacement wherever it is needed.
+async fn hold_postgres_connections(pool: &AnyPool, connections: u32) -> anyhow::Result<()> {
+    let mut held = Vec::with_capacity(connections as usize);
+    for _ in 0..connections {
+        held.push(
+            pool.acquire()
+                .await
+                .context("opening the database connections")?,
+        );
+    }
+    Ok(())
 }
 
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
