@@ -276,24 +276,8 @@ async fn account_page(
         tokens: views,
         generate: GenerateView {
             name: typed.name.clone(),
-            scopes: role
-                .grantable_scopes()
-                .into_iter()
-                .map(|s| Choice {
-                    value: s.as_str().to_owned(),
-                    label: s.label().to_owned(),
-                    selected: s.as_str() == scope,
-                })
-                .collect(),
-            expiries: policy
-                .allowed_expiries()
-                .into_iter()
-                .map(|e| Choice {
-                    value: e.as_str().to_owned(),
-                    label: e.label().to_owned(),
-                    selected: e.as_str() == expiry,
-                })
-                .collect(),
+            scopes: Choice::scopes(role, &scope),
+            expiries: Choice::expiries(&policy, &expiry),
             error,
             field,
         },

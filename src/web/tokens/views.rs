@@ -87,6 +87,34 @@ pub struct Choice {
     pub selected: bool,
 }
 
+impl Choice {
+    /// The scopes a member (or account) with `role` may give, `selected`
+    /// chosen.
+    pub fn scopes(role: Role, selected: &str) -> Vec<Choice> {
+        role.grantable_scopes()
+            .into_iter()
+            .map(|s| Choice {
+                value: s.as_str().to_owned(),
+                label: s.label().to_owned(),
+                selected: s.as_str() == selected,
+            })
+            .collect()
+    }
+
+    /// The expiries `policy` allows, `selected` chosen.
+    pub fn expiries(policy: &TokenPolicy, selected: &str) -> Vec<Choice> {
+        policy
+            .allowed_expiries()
+            .into_iter()
+            .map(|e| Choice {
+                value: e.as_str().to_owned(),
+                label: e.label().to_owned(),
+                selected: e.as_str() == selected,
+            })
+            .collect()
+    }
+}
+
 /// The generate form, with what was typed and what went wrong.
 pub struct GenerateView {
     pub name: String,
@@ -165,15 +193,7 @@ impl GenerateView {
             .unwrap_or(Role::ReadOnly);
         Some(Self {
             name: typed.name.clone(),
-            scopes: highest
-                .grantable_scopes()
-                .into_iter()
-                .map(|s| Choice {
-                    value: s.as_str().to_owned(),
-                    label: s.label().to_owned(),
-                    selected: s.as_str() == scope,
-                })
-                .collect(),
+            scopes: Choice::scopes(highest, &scope),
             workspaces: if workspaces.len() > 1 {
                 workspaces
                     .iter()
@@ -186,15 +206,7 @@ impl GenerateView {
             } else {
                 Vec::new()
             },
-            expiries: policy
-                .allowed_expiries()
-                .into_iter()
-                .map(|e| Choice {
-                    value: e.as_str().to_owned(),
-                    label: e.label().to_owned(),
-                    selected: e.as_str() == expiry,
-                })
-                .collect(),
+            expiries: Choice::expiries(&policy, &expiry),
             policy_note: policy.is_set().then(|| match policy.max_lifetime_days() {
                 Some(days) => format!(
                     "{}'s token policy: tokens expire within {} at most.",
