@@ -684,13 +684,10 @@ pub async fn put_token_policy(
         json_object(body, r#"{"max_lifetime_days": 90, "require_expiry": true}"#).await?;
     let request = PolicyRequest::from_days(body.max_lifetime_days, body.require_expiry);
     let now = app.now();
-    let policy = app
+    let saved = app
         .set_token_policy(&caller, ws.workspace_id, &request, &request_meta(&req), now)
         .await?;
-    let outside = app
-        .tokens_outside_policy(&caller, ws.workspace_id, now)
-        .await?;
-    Ok(HttpResponse::Ok().json(TokenPolicyStateDto::new(policy, &outside, now)))
+    Ok(HttpResponse::Ok().json(TokenPolicyStateDto::new(saved.policy, &saved.outside, now)))
 }
 
 #[utoipa::path(post, path = "/api/v1/workspace/token-policy/revoke-outside", tag = "workspace", operation_id = "revokeTokensOutsidePolicy",

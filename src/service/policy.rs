@@ -30,6 +30,13 @@ impl PolicyRequest {
     }
 }
 
+/// A saved token policy and the live tokens of the workspace it leaves
+/// outside (they keep working until revoked).
+pub struct PolicySaved {
+    pub policy: TokenPolicy,
+    pub outside: Vec<TokenRow>,
+}
+
 impl Tollgate {
     /// The workspace's policy, for its Admins.
     pub async fn workspace_token_policy(
@@ -57,15 +64,22 @@ impl Tollgate {
         request: &PolicyRequest,
         meta: &RequestMeta,
         now: i64,
-    ) -> Result<TokenPolicy, ServiceError> {
+    ) -> Result<PolicySaved, ServiceError> {
         actor.require_admin(workspace)?;
         let policy = TokenPolicy::parse(&request.max_lifetime, request.require_expiry.as_deref())
             .map_err(|e| ServiceError::invalid("policy", e))?;
         let mut tx = self.db.begin().await?;
         actor.confirm(&mut tx, workspace, Role::Admin, now).await?;
         let before = storage::token_policies::get(&mut *tx, workspace.0).await?;
+        // The tokens the saved policy leaves outside, read in the same
+        // transaction: what the answer lists is what the policy sees.
+        let outside = if policy.is_set() {
+            storage::token_policies::tokens_outside(&mut *tx, workspace.0, policy, now).await?
+        } else {
+            Vec::new()
+        };
         if before == policy {
-            return Ok(policy);
+            return Ok(PolicySaved { policy, outside });
         }
         storage::token_policies::upsert(&mut *tx, workspace.0, policy, now).await?;
         let detail = format!("{} → {}", before.summary(), policy.summary());
@@ -78,7 +92,7 @@ impl Tollgate {
         };
         audit::record(&mut tx, &actor.audit(), meta, event, now).await?;
         tx.commit().await?;
-        Ok(policy)
+        Ok(PolicySaved { policy, outside })
     }
 
     /// Live tokens of the workspace that its current policy would not allow

@@ -17,7 +17,7 @@ use crate::request::request_origin;
 use crate::service::audit::{AuditFilter, AuditFilterInput};
 use crate::service::export::ExportFormat;
 use crate::service::members::{Delivery, Invitation, MembersOverview};
-use crate::service::policy::PolicyRequest;
+use crate::service::policy::{PolicyRequest, PolicySaved};
 use crate::service::{Actor, Membership, ServiceError, SignedInUser, Tollgate};
 use crate::web::errors::PageError;
 use crate::web::extractors::{ClientMeta, CsrfForm, CurrentActor};
@@ -553,12 +553,8 @@ pub async fn workspace_token_policy(
         .set_token_policy(actor, ws.workspace_id, &request, &meta, app.now())
         .await
     {
-        Ok(policy) => {
-            let outside = app
-                .tokens_outside_policy(actor, ws.workspace_id, app.now())
-                .await?
-                .len();
-            let text = match outside {
+        Ok(PolicySaved { policy, outside }) => {
+            let text = match outside.len() {
                 0 => format!("Token policy saved: {}.", policy.summary()),
                 n => format!(
                     "Token policy saved: {}. {n} existing token(s) are outside it and keep working until you revoke them.",
