@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth_changes;
 pub mod auth_channel;
+pub mod commit_marker;
 pub mod expiry_notices;
 pub mod invitations;
 pub mod leaks;
@@ -85,6 +86,8 @@ pub struct Db {
     backend: Backend,
     url: String,
     sqlite_path: Option<std::path::PathBuf>,
+    /// SQLite with a file: the mapped WAL index header (`commit_marker`).
+    marker: Option<std::sync::Arc<commit_marker::CommitMarker>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -176,11 +179,20 @@ impl Db {
         let sqlite_path = (backend == Backend::Sqlite)
             .then(|| sqlite_file(url))
             .flatten();
+        let marker = match &sqlite_path {
+            Some(path) => Some(std::sync::Arc::new(
+                commit_marker::CommitMarker::open(&connect_url, path)
+                    .await
+                    .context("pinning the database file")?,
+            )),
+            None => None,
+        };
         Ok(Self {
             pool,
             backend,
             url: url.to_owned(),
             sqlite_path,
+            marker,
         })
     }
 
@@ -223,6 +235,21 @@ impl Db {
         self.sqlite_path.as_deref()
     }
 
+    /// SQLite with a file: the WAL index header as it is now, which every
+    /// commit of any process rewrites; read from memory, no system call.
+    /// `None` when it can not be read (assume something changed).
+    pub fn commit_marker(&self) -> Option<commit_marker::Header> {
+        self.marker.as_ref()?.read()
+    }
+
+    /// Maps the WAL index anew should the file have been replaced; run in
+    /// the background every second (see `commit_marker`).
+    pub fn recheck_commit_marker(&self) {
+        if let Some(marker) = &self.marker {
+            marker.recheck();
+        }
+    }
+
     pub async fn begin(&self) -> Result<Tx, Error> {
         Ok(Tx(self.pool.begin().await?))
     }
@@ -235,6 +262,9 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(marker) = &self.marker {
+            marker.close().await;
+        }
     }
 
     /// Closes the database for good at shutdown. On SQLite, first moves
@@ -253,7 +283,7 @@ impl Db {
                 tracing::warn!("the WAL checkpoint at shutdown could not complete");
             }
         }
-        self.pool.close().await;
+        self.close().await;
         Ok(())
     }
 }

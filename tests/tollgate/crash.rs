@@ -35,6 +35,11 @@ impl Server {
     /// "Last used" times are written only at shutdown (flush every hour),
     /// so a test sees exactly what shutdown writes.
     pub fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// As `start`, with more environment variables.
+    pub fn start_with(database_url: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .args([
                 "serve",
@@ -48,6 +53,7 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
             .env("TOLLGATE_LOG_FORMAT", "text")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -136,6 +136,66 @@ each_backend! {
     }
 }
 
+/// SQLite: the server in a process of its own, this test process as the
+/// operator's SQL console. The server's cache, proven warm by its hit
+/// counter, must refuse a token deleted here on the very next request,
+/// without waiting. Each round then closes this process's every connection
+/// and the next opens new ones: were the server not holding the database's
+/// shared-memory file open, SQLite would remove and recreate it, and the
+/// server would keep watching the old one.
+#[tokio::test]
+async fn on_sqlite_another_process_commit_is_refused_by_the_very_next_request() {
+    let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
+    crate::helpers::seed(&database.url).await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let server = crate::crash::Server::start_with(
+        &database.url,
+        &[("TOLLGATE_METRICS_BIND", metrics_bind.as_str())],
+    );
+    let hits = || async {
+        let text = reqwest::get(format!("http://{metrics_bind}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("tollgate_token_cache_hits_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for round in 0..3 {
+        let console = Db::connect(&database.url).await.unwrap();
+        let name = format!("deleted in SQL, round {round}");
+        let token = crate::crash::issue_token(&console, WRITER, &name).await;
+        let before = hits().await;
+        assert_eq!(me(&server.address, &token).await, StatusCode::OK);
+        assert_eq!(me(&server.address, &token).await, StatusCode::OK);
+        assert!(
+            hits().await > before,
+            "round {round}: the second answer came from the cache"
+        );
+
+        sqlx::query("DELETE FROM personal_access_tokens WHERE name = $1")
+            .bind(&name)
+            .execute(console.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            me(&server.address, &token).await,
+            StatusCode::UNAUTHORIZED,
+            "round {round}: deleted by another process, still accepted: {}",
+            server.log()
+        );
+        console.close().await;
+    }
+}
+
 /// Real time on purpose: what is tested is how soon a commit made outside
 /// Tollgate reaches a running server, through the database itself. Polls
 /// every 20 ms and gives up after 2 s.

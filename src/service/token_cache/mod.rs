@@ -154,7 +154,7 @@ impl TokenCache {
             store: Store::new(CAPACITY),
             last_used: LastUsed::new(LAST_USED_CAPACITY),
             backend: db.backend(),
-            probe: db.sqlite_path().map(ChangeProbe::new),
+            probe: db.sqlite_path().map(|_| ChangeProbe::default()),
             log_seen: std::sync::Mutex::new(None),
             protocol: Arc::new(protocol),
             outbox: std::sync::Mutex::new(Some(receiver)),
@@ -264,7 +264,7 @@ impl TokenCache {
                     // In-memory: no other process can change it.
                     return Ok(true);
                 };
-                if let Look::Changed(header) = probe.look() {
+                if let Look::Changed(header) = probe.look(db.commit_marker()) {
                     self.counters.version_checks.fetch_add(1, Ordering::Relaxed);
                     let seen = self.catch_up(db).await?;
                     probe.settle(header, seen);
@@ -360,11 +360,20 @@ impl TokenCache {
     }
 
     /// Runs in the background for the life of the server: on PostgreSQL the
-    /// protocol's listener, heartbeats and outbox; on SQLite it only marks
-    /// the cache usable.
+    /// protocol's listener, heartbeats and outbox; on SQLite it marks the
+    /// cache usable and rechecks, every second, that the mapped WAL index is
+    /// still the database's.
     pub async fn listen(self: Arc<Self>, db: Db) {
         if self.backend != Backend::Postgres {
             self.ready.store(true, Ordering::Release);
+            if self.probe.is_some() {
+                // The fallback should the `-shm` file ever be replaced.
+                let mut recheck = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    recheck.tick().await;
+                    db.recheck_commit_marker();
+                }
+            }
             return;
         }
         let receiver = self.outbox.lock().ok().and_then(|mut o| o.take());
