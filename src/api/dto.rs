@@ -2,6 +2,8 @@
 //! No DTO has a field for a token's digest; only `IssuedTokenDto` carries a
 //! secret, and only the response that created it uses it.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -25,25 +27,28 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Named {
+pub struct Named<'a> {
     pub id: i64,
-    pub name: String,
+    pub name: Cow<'a, str>,
 }
+
+// The caller's description (`GET /api/v1/me`) borrows from the caller, so
+// answering it copies no string before the JSON.
 
 /// The account a token belongs to: a member, or a service account (which
 /// has no email).
 #[derive(Serialize, ToSchema)]
-pub struct UserDto {
+pub struct UserDto<'a> {
     pub id: i64,
     /// `null` for a service account.
-    pub email: Option<String>,
-    pub name: String,
+    pub email: Option<&'a str>,
+    pub name: &'a str,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct CallerTokenDto {
+pub struct CallerTokenDto<'a> {
     pub id: i64,
-    pub name: String,
+    pub name: &'a str,
     #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
     pub scope: &'static str,
     #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
@@ -52,34 +57,34 @@ pub struct CallerTokenDto {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct MeDto {
+pub struct MeDto<'a> {
     /// What the caller is: a member's token, or a service account's.
     #[schema(value_type = String, pattern = "^(member|service_account)$")]
     pub kind: &'static str,
-    pub user: UserDto,
-    pub workspace: Named,
+    pub user: UserDto<'a>,
+    pub workspace: Named<'a>,
     #[schema(value_type = String, pattern = "^(read-only|read-write|admin)$")]
     pub role: &'static str,
-    pub token: CallerTokenDto,
+    pub token: CallerTokenDto<'a>,
 }
 
-impl From<&Principal> for MeDto {
-    fn from(p: &Principal) -> Self {
+impl<'a> From<&'a Principal> for MeDto<'a> {
+    fn from(p: &'a Principal) -> Self {
         Self {
             kind: p.kind.as_str(),
             user: UserDto {
                 id: p.user_id.0,
-                email: (p.kind == AccountKind::Member).then(|| p.email.clone()),
-                name: p.user_name.clone(),
+                email: (p.kind == AccountKind::Member).then_some(&*p.email),
+                name: &p.user_name,
             },
             workspace: Named {
                 id: p.workspace_id.0,
-                name: p.workspace_name.clone(),
+                name: Cow::Borrowed(&p.workspace_name),
             },
             role: p.role.as_str(),
             token: CallerTokenDto {
                 id: p.token_id.0,
-                name: p.token_name.clone(),
+                name: &p.token_name,
                 scope: p.scope.as_str(),
                 effective_scope: p.effective().as_str(),
                 expires_at: p.expires_at.map(rfc3339),
@@ -107,7 +112,7 @@ pub struct TokenDto {
     pub scope: &'static str,
     /// `tgp_…last4`, to tell tokens apart.
     pub hint: String,
-    pub workspace: Named,
+    pub workspace: Named<'static>,
     pub owner: OwnerDto,
     pub created_at: String,
     pub expires_at: Option<String>,
@@ -127,7 +132,7 @@ impl TokenDto {
             hint: display_hint(&t.last4),
             workspace: Named {
                 id: t.workspace_id.0,
-                name: t.workspace_name.clone(),
+                name: Cow::Owned(t.workspace_name.clone()),
             },
             owner: OwnerDto {
                 id: t.user_id.0,

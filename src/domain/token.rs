@@ -87,7 +87,8 @@ impl TokenDigest {
         // char-by-char collect.
         let mut out = [0u8; 64];
         hex::encode_to_slice(digest, &mut out).expect("a SHA-256 digest is 64 hex digits");
-        Self(String::from_utf8_lossy(&out).into_owned())
+        let hex = std::str::from_utf8(&out).expect("hex digits are ASCII");
+        Self(hex.to_owned())
     }
 
     /// A digest read back from the database.

@@ -70,7 +70,7 @@ impl Actor {
                 .membership(workspace)
                 .map(|m| m.workspace_name.as_str()),
             Self::Token(principal) => {
-                (principal.workspace_id == workspace).then_some(principal.workspace_name.as_str())
+                (principal.workspace_id == workspace).then_some(&*principal.workspace_name)
             }
         }
     }
@@ -146,7 +146,7 @@ impl Actor {
                 require_scope(principal, Role::Admin)?;
                 Ok(Membership {
                     workspace_id: principal.workspace_id,
-                    workspace_name: principal.workspace_name.clone(),
+                    workspace_name: principal.workspace_name.to_string(),
                     role: principal.effective(),
                 })
             }
@@ -260,14 +260,14 @@ mod tests {
     fn token(scope: Scope, role: Role) -> Actor {
         Actor::Token(Principal {
             token_id: TokenId(7),
-            token_name: "ci".to_owned(),
+            token_name: "ci".into(),
             scope,
             expires_at: None,
             user_id: UserId(3),
-            email: "m@example.com".to_owned(),
-            user_name: "M".to_owned(),
+            email: "m@example.com".into(),
+            user_name: "M".into(),
             workspace_id: WorkspaceId(1),
-            workspace_name: "W1".to_owned(),
+            workspace_name: "W1".into(),
             role,
             digest: PlainToken::generate().digest(),
             kind: crate::domain::AccountKind::Member,

@@ -34,7 +34,7 @@ impl Tollgate {
                 actor.require(principal.workspace_id, Role::ReadOnly)?;
                 Ok(vec![Membership {
                     workspace_id: principal.workspace_id,
-                    workspace_name: principal.workspace_name.clone(),
+                    workspace_name: principal.workspace_name.to_string(),
                     role: principal.effective(),
                 }])
             }

@@ -1,6 +1,8 @@
 //! The `personal_access_tokens` table. Rows hold the SHA-256 digest of a
 //! token and its last four characters, never the token itself.
 
+use std::sync::Arc;
+
 use sqlx::{Any, Executor, FromRow};
 
 use crate::domain::{AccountKind, Role, Scope, TokenId, UserId, WorkspaceId};
@@ -46,21 +48,25 @@ impl TokenRow {
 pub struct AuthRow {
     #[sqlx(try_from = "i64")]
     pub token_id: TokenId,
-    pub token_name: String,
+    #[sqlx(try_from = "String")]
+    pub token_name: Arc<str>,
     #[sqlx(try_from = "String")]
     pub scope: Scope,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     #[sqlx(try_from = "i64")]
     pub user_id: UserId,
-    pub email: String,
-    pub user_name: String,
+    #[sqlx(try_from = "String")]
+    pub email: Arc<str>,
+    #[sqlx(try_from = "String")]
+    pub user_name: Arc<str>,
     #[sqlx(try_from = "String")]
     pub kind: AccountKind,
     pub disabled_at: Option<i64>,
     #[sqlx(try_from = "i64")]
     pub workspace_id: WorkspaceId,
-    pub workspace_name: String,
+    #[sqlx(try_from = "String")]
+    pub workspace_name: Arc<str>,
     #[sqlx(try_from = "Option<String>")]
     pub role: RoleIfMember,
 }

@@ -165,7 +165,9 @@ pub struct Evicted {
 }
 
 pub struct Store {
-    entries: moka::sync::Cache<TokenDigest, Arc<Entry>>,
+    /// Keys are SHA-256 digests, and only verified tokens get in, so a
+    /// fast seeded hash does instead of SipHash's flood resistance.
+    entries: moka::sync::Cache<TokenDigest, Arc<Entry>, foldhash::fast::RandomState>,
     capacity: u64,
     generation: RwLock<u64>,
     index: Mutex<Index>,
@@ -184,7 +186,7 @@ impl Store {
                     counted.fetch_add(1, Ordering::Relaxed);
                 }
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
             entries,
             capacity,

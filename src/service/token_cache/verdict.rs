@@ -2,6 +2,8 @@
 //! a given moment. A pure function, so a cached row is judged exactly as a
 //! fresh one, and expiry is checked against `now` at every request.
 
+use std::sync::Arc;
+
 use crate::domain::{AccountKind, Role, Scope, TokenDigest, TokenId, UserId, WorkspaceId};
 use crate::storage::tokens::AuthRow;
 
@@ -9,16 +11,16 @@ use crate::storage::tokens::AuthRow;
 #[derive(Clone)]
 pub struct Principal {
     pub token_id: TokenId,
-    pub token_name: String,
+    pub token_name: Arc<str>,
     pub scope: Scope,
     pub expires_at: Option<i64>,
     pub user_id: UserId,
-    pub email: String,
-    pub user_name: String,
+    pub email: Arc<str>,
+    pub user_name: Arc<str>,
     /// A member's token, or a service account's.
     pub kind: AccountKind,
     pub workspace_id: WorkspaceId,
-    pub workspace_name: String,
+    pub workspace_name: Arc<str>,
     /// The owner's current role in the token's workspace.
     pub role: Role,
     /// The digest of the secret this request presented: rotation replaces
@@ -100,17 +102,17 @@ use crate::storage::tokens::RoleIfMember;
 pub(crate) fn row(role: Option<&str>, scope: &str) -> AuthRow {
     AuthRow {
         token_id: TokenId(7),
-        token_name: "ci".to_owned(),
+        token_name: "ci".into(),
         scope: Scope::try_from(scope.to_owned()).expect("a stored scope"),
         expires_at: None,
         last_used_at: None,
         user_id: UserId(3),
-        email: "w@example.com".to_owned(),
-        user_name: "W".to_owned(),
+        email: "w@example.com".into(),
+        user_name: "W".into(),
         kind: AccountKind::Member,
         disabled_at: None,
         workspace_id: WorkspaceId(1),
-        workspace_name: "Default".to_owned(),
+        workspace_name: "Default".into(),
         role: RoleIfMember::try_from(role.map(str::to_owned)).expect("a stored role"),
     }
 }
