@@ -10,12 +10,13 @@
 //! - `distinct + dashboard`: the same while people use the dashboard
 //!   (sign-in page views, signed-in page views, a token generated and
 //!   deleted every second, which evicts that token from every cache);
-//! - the miss pass: right after start (and a warm-up with unknown tokens
-//!   that opens the pool's connections), 1,000 distinct tokens once each
-//!   (all cache misses), then `/healthz` as often: the difference in the
-//!   server's CPU time (its CPU-time clock, to the nanosecond) per request
-//!   is what one uncached verification costs. It always runs: it also
-//!   fills the cache for the scenarios with the remaining tokens.
+//! - the miss pass, before the scenarios: a fresh server on every size at
+//!   once (after a warm-up with unknown tokens that opens the pools'
+//!   connections), 1,000 distinct tokens of each verified once (all cache
+//!   misses) in chunks alternating between the servers, each chunk
+//!   followed by as many `/healthz` requests: the difference in server CPU
+//!   time (the process's CPU-time clock, to the nanosecond) per request is
+//!   what one uncached verification costs. It always runs.
 //!
 //! `TOLLGATE_BENCH_SCENARIOS` (`one,distinct,dashboard` by default) picks
 //! scenarios; the `warn` log level is measured only for `one` and `distinct`.
@@ -169,17 +170,28 @@ async fn run(o: &Options) -> anyhow::Result<()> {
     }
     let (mut rows, mut runs) = (Vec::new(), Vec::new());
     for backend in backends {
-        for (i, &size) in o.sizes.iter().enumerate() {
+        let mut seeded = Vec::new();
+        for &size in &o.sizes {
             let database = BenchDb::create(backend, size, o).await?;
             let tokens = seed(&o.server, &database.url, size, &database.dir).await?;
+            seeded.push((size, database, tokens));
+        }
+        let misses = uncached_side_by_side(o, backend, &seeded).await?;
+        for (i, (size, database, tokens)) in seeded.into_iter().enumerate() {
             let mut levels = vec!["info"];
             if i + 1 == o.sizes.len() && (o.runs("one") || o.runs("distinct")) {
                 levels.push("warn");
             }
             for log in levels {
-                let (r, s) = bench_server(o, &database, backend, size, log, &tokens).await?;
+                let (r, peak_mib) = bench_server(o, &database, backend, size, log, &tokens).await?;
                 rows.extend(r);
-                runs.push(s);
+                runs.push(ServerRun {
+                    backend,
+                    size,
+                    log,
+                    miss_us: if log == "info" { misses[i] } else { f64::NAN },
+                    peak_mib,
+                });
             }
             database.drop_it(o).await;
         }
@@ -577,6 +589,75 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+fn read_tokens(tokens: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(std::fs::read_to_string(tokens)?
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Tokens of the right shape that are not stored: each costs a query and is
+/// not cached, so the pool opens its connections and the database's pages
+/// are read before anything is measured.
+async fn warm_up(o: &Options, server: &Server) -> anyhow::Result<()> {
+    let unknown: Vec<String> = (0..4 * o.connections)
+        .map(|_| PlainToken::generate().expose().to_owned())
+        .collect();
+    pass(o, server, "/api/v1/me", &unknown, StatusCode::UNAUTHORIZED).await?;
+    Ok(())
+}
+
+/// The server CPU of one uncached verification, in µs, per size: a fresh
+/// server on every size at once, and `MISS_PASS` tokens of each verified
+/// once (all cache misses) in chunks that alternate between the servers,
+/// each chunk followed by as many `/healthz` requests. The difference in
+/// CPU per request is the verification's cost. Side by side, the sizes see
+/// the same machine and differ only in what is stored.
+async fn uncached_side_by_side(
+    o: &Options,
+    backend: Backend,
+    seeded: &[(usize, BenchDb, PathBuf)],
+) -> anyhow::Result<Vec<f64>> {
+    const CHUNKS: usize = 10;
+    let mut servers = Vec::new();
+    for (_, database, tokens) in seeded {
+        let server = Server::start(o, database, "info").await?;
+        warm_up(o, &server).await?;
+        let mut secrets = read_tokens(tokens)?;
+        secrets.truncate(MISS_PASS);
+        servers.push((server, secrets, [0.0f64; 4]));
+    }
+    for chunk in 0..CHUNKS {
+        let count = servers.len();
+        for k in 0..count {
+            // The order turns every chunk, so no size always goes first.
+            let (server, secrets, sums) = &mut servers[(k + chunk) % count];
+            let per = secrets.len().div_ceil(CHUNKS);
+            let part =
+                &secrets[(chunk * per).min(secrets.len())..((chunk + 1) * per).min(secrets.len())];
+            let miss = pass(o, server, "/api/v1/me", part, StatusCode::OK).await?;
+            let base = pass(o, server, "/healthz", part, StatusCode::OK).await?;
+            *sums = [
+                sums[0] + miss.cpu,
+                sums[1] + miss.requests,
+                sums[2] + base.cpu,
+                sums[3] + base.requests,
+            ];
+        }
+    }
+    let mut misses = Vec::new();
+    for ((size, _, _), (server, _, sums)) in seeded.iter().zip(servers) {
+        let miss_us = 1e6 * (sums[0] / sums[1] - sums[2] / sums[3]);
+        println!(
+            "  {backend:?}, {size} tokens: {miss_us:.0} µs server CPU per uncached verification"
+        );
+        misses.push(miss_us);
+        server.stop();
+    }
+    Ok(misses)
+}
+
+/// One server's scenarios; returns their rows and the server's peak memory.
 async fn bench_server(
     o: &Options,
     database: &BenchDb,
@@ -584,33 +665,19 @@ async fn bench_server(
     size: usize,
     log: &'static str,
     tokens: &Path,
-) -> anyhow::Result<(Vec<Row>, ServerRun)> {
+) -> anyhow::Result<(Vec<Row>, f64)> {
     let server = Server::start(o, database, log).await?;
-    // The miss pass first, while the cache is empty, then /healthz for the
-    // CPU a request costs without any verification.
-    let secrets: Vec<String> = std::fs::read_to_string(tokens)?
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    // First, tokens of the right shape that are not stored: each costs a
-    // query and is not cached, so the pool opens its connections and the
-    // database's pages are read before the measured pass, not during it
-    // (on 1,000 tokens those one-time costs weighed on every miss).
-    let unknown: Vec<String> = (0..4 * o.connections)
-        .map(|_| PlainToken::generate().expose().to_owned())
-        .collect();
-    pass(o, &server, "/api/v1/me", &unknown, StatusCode::UNAUTHORIZED).await?;
-    // The same number of misses on every size, so that the sizes differ
-    // only in what is stored; the other tokens are cached unmeasured.
-    let (measured, rest) = secrets.split_at(secrets.len().min(MISS_PASS));
-    let miss = pass(o, &server, "/api/v1/me", measured, StatusCode::OK).await?;
-    let base = pass(o, &server, "/healthz", measured, StatusCode::OK).await?;
-    pass(o, &server, "/api/v1/me", rest, StatusCode::OK).await?;
-    let miss_us = 1e6 * (miss.cpu / miss.requests - base.cpu / base.requests);
-    println!(
-        "  {backend:?}, {size} tokens, log {log}: miss pass {:.0} req/s, {miss_us:.0} µs server CPU per uncached verification",
-        miss.requests / miss.seconds
-    );
+    // Every token once, unmeasured: the scenarios start on a warm cache.
+    warm_up(o, &server).await?;
+    pass(
+        o,
+        &server,
+        "/api/v1/me",
+        &read_tokens(tokens)?,
+        StatusCode::OK,
+    )
+    .await?;
+    println!("  {backend:?}, {size} tokens, log {log}:");
     let one = database.dir.join("one.txt");
     let first = std::fs::read_to_string(tokens)?
         .lines()
@@ -651,15 +718,9 @@ async fn bench_server(
         rows.push(row("distinct + dashboard", figures?));
         println!("  dashboard load: {done}");
     }
-    let run = ServerRun {
-        backend,
-        size,
-        log,
-        miss_us,
-        peak_mib: server.peak_mib(),
-    };
+    let peak_mib = server.peak_mib();
     server.stop();
-    Ok((rows, run))
+    Ok((rows, peak_mib))
 }
 
 /// People using the dashboard: 40 sign-in page views (each a new visitor,
@@ -840,16 +901,20 @@ fn report(rows: &[Row], runs: &[ServerRun]) {
         );
     }
     println!(
-        "\n| backend | tokens stored | log | µs server CPU per uncached verification | peak RSS MiB (goal ≤ {GOAL_PEAK_MIB:.0}) |"
+        "\n| backend | tokens stored | log | µs server CPU per uncached verification (`info`, sizes side by side) | peak RSS MiB (goal ≤ {GOAL_PEAK_MIB:.0}) |"
     );
     println!("|---|---|---|---|---|");
     for s in runs {
+        let miss = if s.miss_us.is_nan() {
+            "–".to_owned()
+        } else {
+            format!("{:.0}", s.miss_us)
+        };
         println!(
-            "| {:?} | {} | {} | {:.0} | {:.1} {} |",
+            "| {:?} | {} | {} | {miss} | {:.1} {} |",
             s.backend,
             s.size,
             s.log,
-            s.miss_us,
             s.peak_mib,
             verdict(s.peak_mib <= GOAL_PEAK_MIB)
         );
