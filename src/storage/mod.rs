@@ -112,8 +112,14 @@ impl std::fmt::Debug for Db {
 /// - `foreign_keys = ON`: SQLite leaves them off unless asked, per connection.
 /// - `busy_timeout = 10000`: a writer waits up to 10 s for the lock instead
 ///   of failing at once with "database is locked".
+/// - `mmap_size = 268435456`: pages are read through a mapping of the first
+///   256 MiB of the file instead of a `pread` and a copy each. A token not
+///   in the cache is looked up among a million in pages scattered over the
+///   file; the benchmark measured an uncached verification at 161 µs of
+///   server CPU on a million stored tokens without it, 116 µs with it (116
+///   and 99 µs on a thousand). Writes still go through the WAL as before.
 pub const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 268435456;";
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -357,7 +363,7 @@ mod tests {
 
     /// Every pooled connection, not just the first, gets the pragmas.
     #[tokio::test]
-    async fn sqlite_connections_use_wal_full_sync_foreign_keys_and_a_busy_timeout() {
+    async fn sqlite_connections_use_wal_full_sync_foreign_keys_a_busy_timeout_and_mmap() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
             .await
@@ -381,10 +387,15 @@ mod tests {
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap();
+            let mmap_size: i64 = sqlx::query_scalar("PRAGMA mmap_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
             assert_eq!(journal, "wal");
             assert_eq!(synchronous, 2, "FULL");
             assert_eq!(foreign_keys, 1);
             assert_eq!(busy_timeout, 10_000);
+            assert_eq!(mmap_size, 268_435_456);
             held.push(conn);
         }
         drop(held);
