@@ -84,6 +84,10 @@ fn describe() {
         "Entries evicted from this instance's token cache, by cause: change (a change concerned them) or size (the size bound pushed them out)"
     );
     describe_counter!(
+        "tollgate_token_cache_version_checks_total",
+        "SQLite: token checks that read the change log because something had been committed since the last look"
+    );
+    describe_counter!(
         "tollgate_token_cache_fail_closed_total",
         "Token checks that bypassed the cache because this instance could not prove it current"
     );
@@ -179,6 +183,10 @@ fn collect(app: &Tollgate) {
             cache.invalidations,
         ),
         ("tollgate_token_cache_fail_closed_total", cache.fail_closed),
+        (
+            "tollgate_token_cache_version_checks_total",
+            cache.version_checks,
+        ),
         ("tollgate_peer_acknowledgements_total", cache.acks),
         ("tollgate_peer_ack_timeouts_total", cache.ack_timeouts),
     ] {

@@ -13,14 +13,17 @@
 //! the `-shm` file only when its last connection closes, and truncates it
 //! only when a first connection finds no other one, so while the pin is
 //! open the file is neither replaced nor shortened under the mapping. (A
-//! shortened file would make reading the mapping fault.) `recheck`, run
-//! every second in the background, is the fallback should the path ever
-//! name another file anyway: it maps the new one.
+//! shortened file would make reading the mapping fault.) Only the file the
+//! pin holds is ever mapped: should the path name another one (someone
+//! deleted it by hand), `recheck`, run every second in the background,
+//! drops the mapping, and from then on every request reads the change log,
+//! as when nothing is mapped.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use memmap2::{Mmap, MmapOptions};
@@ -41,9 +44,12 @@ struct Mapped {
 
 pub struct CommitMarker {
     shm: PathBuf,
+    /// The inode of the `-shm` file the pin holds.
+    pinned: Option<u64>,
     map: RwLock<Option<Mapped>>,
     /// Keeps the `-shm` file in place; `None` once closed.
     pin: Mutex<Option<SqliteConnection>>,
+    closed: AtomicBool,
 }
 
 impl CommitMarker {
@@ -58,10 +64,14 @@ impl CommitMarker {
             .await?;
         let mut shm = database.as_os_str().to_owned();
         shm.push("-shm");
+        let shm = PathBuf::from(shm);
+        let pinned = std::fs::metadata(&shm).ok().map(|m| m.ino());
         let marker = Self {
-            shm: PathBuf::from(shm),
+            shm,
+            pinned,
             map: RwLock::new(None),
             pin: Mutex::new(Some(pin)),
+            closed: AtomicBool::new(false),
         };
         marker.recheck();
         Ok(marker)
@@ -75,7 +85,6 @@ impl CommitMarker {
         // Another process may be writing these bytes: a volatile copy reads
         // whatever is there now. A read racing a commit sees the header from
         // before it, from after it, or a mix, which only looks like a change.
-        // Twelve word-sized reads (the mapping is page-aligned).
         let source = mapped.map.as_ptr().cast::<[u64; 12]>();
         // SAFETY: the mapping is at least `SHM_PAGE` bytes of a file that is
         // not shortened while the pin holds it (see the module's comment),
@@ -88,17 +97,35 @@ impl CommitMarker {
         Some(header)
     }
 
-    /// Maps the file the path names now, when it is not the mapped one.
+    /// Maps the file the pin holds when the path names it and it is not
+    /// mapped yet; drops the mapping when the path names another file.
     /// Cheap when nothing changed: one `stat`.
     pub fn recheck(&self) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         let current = std::fs::metadata(&self.shm)
             .ok()
             .filter(|m| m.len() >= SHM_PAGE)
             .map(|m| m.ino());
+        let held = current.is_some() && current == self.pinned;
+        let mapped = self
+            .map
+            .read()
+            .ok()
+            .and_then(|m| m.as_ref().map(|m| m.inode));
+        if held == mapped.is_some() {
+            return;
+        }
         let Ok(mut map) = self.map.write() else {
             return;
         };
-        if map.as_ref().map(|m| m.inode) == current && current.is_some() {
+        if !held {
+            if map.take().is_some() {
+                tracing::warn!(
+                    "the database's -shm file was replaced; other processes' commits are now found by reading the change log on every token check"
+                );
+            }
             return;
         }
         *map = current.and_then(|inode| {
@@ -108,7 +135,8 @@ impl CommitMarker {
             if meta.ino() != inode || meta.len() < SHM_PAGE {
                 return None;
             }
-            // SAFETY: see `read`; the length mapped is within the file.
+            // SAFETY: see `read`; the length mapped is within the file, and
+            // it is the file the pin holds.
             let map = unsafe { MmapOptions::new().len(96).map(&file) }.ok()?;
             Some(Mapped { map, inode })
         });
@@ -117,6 +145,7 @@ impl CommitMarker {
     /// Closes the pin (at shutdown, after the pool), so the last connection
     /// can remove the `-shm` file as SQLite does.
     pub(super) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         if let Ok(mut map) = self.map.write() {
             *map = None;
         }
@@ -186,17 +215,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_replaced_file_is_mapped_anew_by_the_recheck() {
+    async fn a_file_the_pin_does_not_hold_is_never_mapped() {
         let (_dir, path, _pool) = database().await;
         let marker = CommitMarker::open(&url(&path), &path).await.unwrap();
+        assert!(marker.read().is_some());
         let shm = marker.shm.clone();
         std::fs::remove_file(&shm).unwrap();
         std::fs::write(&shm, vec![7u8; SHM_PAGE as usize]).unwrap();
-        assert_ne!(marker.read(), Some([7; 96]), "still the old mapping");
         marker.recheck();
-        assert_eq!(marker.read(), Some([7; 96]));
-        std::fs::remove_file(&shm).unwrap();
+        assert_eq!(marker.read(), None, "another file: nothing mapped");
         marker.recheck();
-        assert_eq!(marker.read(), None, "no file: nothing mapped");
+        assert_eq!(marker.read(), None, "and it stays so");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_mapped_after_close() {
+        let (_dir, path, _pool) = database().await;
+        let marker = CommitMarker::open(&url(&path), &path).await.unwrap();
+        marker.close().await;
+        marker.recheck();
+        assert_eq!(marker.read(), None);
     }
 }

@@ -231,6 +231,7 @@ async fn requests_and_token_checks_are_counted_without_tokens_emails_or_paths() 
             "tollgate_token_cache_misses_total",
             "tollgate_token_cache_invalidations_total",
             "tollgate_token_cache_fail_closed_total",
+            "tollgate_token_cache_version_checks_total",
             "tollgate_peer_acknowledgements_total",
             "tollgate_peer_ack_timeouts_total",
         ] {

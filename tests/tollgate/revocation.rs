@@ -139,10 +139,11 @@ each_backend! {
 /// SQLite: the server in a process of its own, this test process as the
 /// operator's SQL console. The server's cache, proven warm by its hit
 /// counter, must refuse a token deleted here on the very next request,
-/// without waiting. Each round then closes this process's every connection
-/// and the next opens new ones: were the server not holding the database's
-/// shared-memory file open, SQLite would remove and recreate it, and the
-/// server would keep watching the old one.
+/// without waiting. Its version-check counter proves how: a cache hit with
+/// nothing committed since reads no change log (so the server does look at
+/// the mapped WAL index, and finds it unchanged), and the request after the
+/// other process's commit does read it. Each round closes this process's
+/// connections and the next opens new ones.
 #[tokio::test]
 async fn on_sqlite_another_process_commit_is_refused_by_the_very_next_request() {
     let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
@@ -157,28 +158,34 @@ async fn on_sqlite_another_process_commit_is_refused_by_the_very_next_request() 
         &database.url,
         &[("TOLLGATE_METRICS_BIND", metrics_bind.as_str())],
     );
-    let hits = || async {
-        let text = reqwest::get(format!("http://{metrics_bind}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("tollgate_token_cache_hits_total "))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0)
+    let counter = |name: &'static str| {
+        let url = format!("http://{metrics_bind}/metrics");
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        }
     };
+    let hits = || counter("tollgate_token_cache_hits_total");
+    let checks = || counter("tollgate_token_cache_version_checks_total");
     for round in 0..3 {
         let console = Db::connect(&database.url).await.unwrap();
         let name = format!("deleted in SQL, round {round}");
         let token = crate::crash::issue_token(&console, WRITER, &name).await;
         let before = hits().await;
         assert_eq!(me(&server.address, &token).await, StatusCode::OK);
+        let looked = checks().await;
         assert_eq!(me(&server.address, &token).await, StatusCode::OK);
         assert!(
             hits().await > before,
             "round {round}: the second answer came from the cache"
+        );
+        assert_eq!(
+            checks().await,
+            looked,
+            "round {round}: nothing committed, no change log read"
         );
 
         sqlx::query("DELETE FROM personal_access_tokens WHERE name = $1")
@@ -191,6 +198,10 @@ async fn on_sqlite_another_process_commit_is_refused_by_the_very_next_request() 
             StatusCode::UNAUTHORIZED,
             "round {round}: deleted by another process, still accepted: {}",
             server.log()
+        );
+        assert!(
+            checks().await > looked,
+            "round {round}: the commit was noticed"
         );
         console.close().await;
     }
