@@ -18,6 +18,14 @@
 //! deleted it by hand), `recheck`, run every second in the background,
 //! drops the mapping, and from then on every request reads the change log,
 //! as when nothing is mapped.
+//!
+//! The descriptor opened to map the file is never closed. Closing *any*
+//! descriptor of a file drops every POSIX lock the process holds on it,
+//! SQLite's included: SQLite's shared lock on the `-shm` file would be gone,
+//! the next process to open the database would take the file for unused and
+//! shorten it, and every mapping of it in this process, SQLite's own too,
+//! would fault. One descriptor per database handle stays open for the life
+//! of the process.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -40,6 +48,8 @@ const SHM_PAGE: u64 = 32 * 1024;
 struct Mapped {
     map: Mmap,
     inode: u64,
+    /// Never closed (see the module's comment).
+    _file: std::mem::ManuallyDrop<File>,
 }
 
 pub struct CommitMarker {
@@ -120,6 +130,11 @@ impl CommitMarker {
         let Ok(mut map) = self.map.write() else {
             return;
         };
+        // `close` sets the flag before it takes this lock: a recheck that
+        // began before it must not map the file again after it.
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         if !held {
             if map.take().is_some() {
                 tracing::warn!(
@@ -129,7 +144,8 @@ impl CommitMarker {
             return;
         }
         *map = current.and_then(|inode| {
-            let file = File::open(&self.shm).ok()?;
+            // Never closed, whatever follows (see the module's comment).
+            let file = std::mem::ManuallyDrop::new(File::open(&self.shm).ok()?);
             // The file may have been replaced or shortened since the stat.
             let meta = file.metadata().ok()?;
             if meta.ino() != inode || meta.len() < SHM_PAGE {
@@ -137,8 +153,12 @@ impl CommitMarker {
             }
             // SAFETY: see `read`; the length mapped is within the file, and
             // it is the file the pin holds.
-            let map = unsafe { MmapOptions::new().len(96).map(&file) }.ok()?;
-            Some(Mapped { map, inode })
+            let map = unsafe { MmapOptions::new().len(96).map(&*file) }.ok()?;
+            Some(Mapped {
+                map,
+                inode,
+                _file: file,
+            })
         });
     }
 

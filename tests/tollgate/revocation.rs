@@ -207,6 +207,66 @@ async fn on_sqlite_another_process_commit_is_refused_by_the_very_next_request() 
     }
 }
 
+/// SQLite: while this process has the database open (a `Db`, whose token
+/// cache maps the WAL index), another process opening it must find the
+/// shared-memory file in use and leave it whole. Closing any descriptor of
+/// the file would drop this process's locks on it, SQLite's included; the
+/// other process would then take the file for unused and shorten it, and
+/// every mapping of it here would fault.
+#[tokio::test]
+async fn on_sqlite_another_process_opening_the_database_leaves_its_shared_memory_whole() {
+    let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
+    crate::helpers::seed(&database.url).await;
+    let db = Db::connect(&database.url).await.unwrap();
+    let before = db.commit_marker().expect("the WAL index is mapped");
+    let shm = format!("{}-shm", database.url.trim_start_matches("sqlite://"));
+    // SQLite's shared lock on the file's "in use" byte (128), as the kernel
+    // lists it: what another process looks for before it shortens the file.
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&shm).unwrap());
+    let pid = std::process::id().to_string();
+    let in_use = std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 8
+                && f[1] == "POSIX"
+                && f[4] == pid
+                && f[5].ends_with(&format!(":{inode}"))
+                && f[6] == "128"
+        });
+    assert!(
+        in_use,
+        "this process no longer holds SQLite's lock on the -shm file"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("check")
+        .env("DATABASE_URL", &database.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = std::fs::metadata(&shm).unwrap().len();
+    assert!(
+        size >= 32 * 1024,
+        "the other process shortened the file to {size} bytes"
+    );
+    assert_eq!(db.commit_marker(), Some(before), "a read commits nothing");
+    sqlx::query("CREATE TABLE scratch (x INTEGER)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_ne!(
+        db.commit_marker(),
+        Some(before),
+        "a commit moves the header"
+    );
+    db.close().await;
+}
+
 /// Real time on purpose: what is tested is how soon a commit made outside
 /// Tollgate reaches a running server, through the database itself. Polls
 /// every 20 ms and gives up after 2 s.
