@@ -248,8 +248,9 @@ impl Db {
         self.marker.as_ref()?.read()
     }
 
-    /// Maps the WAL index anew should the file have been replaced; run in
-    /// the background every second (see `commit_marker`).
+    /// Drops the mapped WAL index should the path name another file than
+    /// the one the pin holds; run in the background every second (see
+    /// `commit_marker`).
     pub fn recheck_commit_marker(&self) {
         if let Some(marker) = &self.marker {
             marker.recheck();
